@@ -1,0 +1,1 @@
+"""The kernel boundary: bpf(), perf_event_open(), perf ioctls, tracefs. See the submodules."""
