@@ -1,0 +1,5 @@
+import sys
+
+from ebpf.cli.main import main
+
+sys.exit(main())

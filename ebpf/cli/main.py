@@ -1,0 +1,74 @@
+"""Entry point of the ``ebpf`` command: ``ebpf VERB ...`` or ``ebpf TOOL ...``.
+
+Dispatch imports only the module of the verb or tool asked for: start-up time is a feature.
+Every :class:`ebpf.errors.EbpfError` ends the command with one line on stderr and status 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+VERBS = {
+    "asm": ("ebpf.cli.asm", "assemble eBPF text into bytecode, or load and attach it"),
+    "disasm": ("ebpf.cli.disasm", "disassemble bytecode from a file or a loaded program"),
+    "btf": ("ebpf.cli.btf", "look at kernel BTF: dump a type as C, find types by name"),
+}
+
+
+def _tools() -> dict:
+    from ebpf.tools import TOOLS
+
+    return TOOLS
+
+
+def usage() -> str:
+    lines = ["usage: ebpf VERB [args] | ebpf TOOL [args]", "", "verbs:"]
+    for name, (_, desc) in VERBS.items():
+        lines.append(f"  {name:<12} {desc}")
+    tools = _tools()
+    if tools:
+        lines += ["", "tools:"]
+        for name, desc in sorted(tools.items()):
+            lines.append(f"  {name:<12} {desc}")
+    lines += ["", "Run 'ebpf VERB --help' or 'ebpf TOOL --help' for the options of each."]
+    return "\n".join(lines)
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for the terminal: the message with its lines joined."""
+    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    return text or type(exc).__name__
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    import importlib
+
+    if name in VERBS:
+        module_name = VERBS[name][0]
+    elif name in _tools():
+        module_name = f"ebpf.tools.{name}"
+    else:
+        print(f"ebpf: unknown verb or tool {name!r} (see 'ebpf --help')", file=sys.stderr)
+        return 2
+    from ebpf.errors import EbpfError
+
+    try:
+        module = importlib.import_module(module_name)
+        return int(module.run(rest) or 0)
+    except EbpfError as e:
+        print(f"ebpf {name}: error: {error_line(e)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

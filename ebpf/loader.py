@@ -1,0 +1,116 @@
+"""Turning specs into kernel objects: maps first, then programs with their map references patched.
+
+Program loading follows the strategy that costs nothing when all is well: BPF_PROG_LOAD without
+a log first; only when the kernel refuses do we load again with a verifier log, growing the
+buffer as the kernel asks (``log_true_size``) so that the reason is never cut off.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional
+
+from ebpf.errors import LoadError, PermissionDenied, VerifierError
+from ebpf.program import Program, ProgramSpec
+from ebpf.sys import bpf
+from ebpf.sys.fd import FD
+from ebpf.uapi import AttachType, ProgType
+
+if TYPE_CHECKING:
+    from ebpf.asm import Instruction
+
+LOG_SIZE_FIRST = 256 * 1024
+LOG_SIZE_MAX = 256 * 1024 * 1024
+
+_TRAMPOLINE_TYPES = (AttachType.TRACE_FENTRY, AttachType.TRACE_FEXIT, AttachType.MODIFY_RETURN,
+                     AttachType.LSM_MAC)
+_NAME_OK = re.compile(r"[^A-Za-z0-9_.]")
+
+
+def kernel_name(name: str) -> str:
+    """What the kernel accepts as an object name: 15 chars of [A-Za-z0-9_.]."""
+    return _NAME_OK.sub("_", name)[:15]
+
+
+def _text_of(insns: List[Instruction]) -> Callable[[int], str]:
+    """Map a slot index (what the verifier prints) to the instruction's text and source line."""
+    from ebpf.asm import format_instruction
+
+    by_slot: dict = {}
+    slot = 0
+    for ins in insns:
+        by_slot[slot] = ins
+        slot += ins.size
+
+    def text(slot_index: int) -> str:
+        ins = by_slot[slot_index]
+        out = format_instruction(ins)
+        src = getattr(ins, "source", None)
+        if src is not None:
+            out += f"  [{src}]"
+        return out
+
+    return text
+
+
+def load_program(
+    spec: ProgramSpec,
+    maps: Optional[Mapping[str, Any]] = None,
+    *,
+    log_level: int = 1,
+    btf: Optional[Any] = None,
+) -> Program:
+    """Assemble ``spec``, patch its map fds and load it. Raises :class:`VerifierError` with the
+    verifier's reason and the offending instruction when the kernel refuses it."""
+    from ebpf.asm import bind_maps, encode, link
+
+    maps = maps or {}
+    insns = bind_maps(link(spec.instructions), {name: int(m.fd) for name, m in maps.items()})
+    code = encode(insns)
+    kwargs = dict(
+        name=kernel_name(spec.name),
+        expected_attach_type=int(spec.attach_type) if spec.attach_type is not None else 0,
+        prog_flags=spec.flags,
+        kern_version=spec.kern_version,
+        attach_btf_id=spec.attach_btf_id,
+    )
+    kwargs.update(spec.extras.get("load_attrs", {}))
+    try:
+        fd, _ = bpf.prog_load(spec.type, code, spec.license, **kwargs)  # type: ignore[arg-type]
+        return Program(FD(fd), spec, insns)
+    except bpf.ProgLoadError as first:
+        if first.errno == errno.EPERM:
+            raise _permission_error(spec) from None
+    size = LOG_SIZE_FIRST
+    while True:
+        try:
+            fd, log = bpf.prog_load(spec.type, code, spec.license, log_level=log_level, log_size=size,
+                                    **kwargs)  # type: ignore[arg-type]
+        except bpf.ProgLoadError as e:
+            if e.errno == errno.ENOSPC and size < LOG_SIZE_MAX:
+                size = max(size * 4, e.log_true_size + 1) if e.log_true_size > size else size * 4
+                continue
+            from ebpf.verifier import describe
+
+            summary = describe(spec.name, e.log, _text_of(insns))
+            hint = "the verifier rejected the program" if e.log else e.hint
+            raise VerifierError(e.errno, e.log, summary, hint) from None
+        # loaded with a log after failing without: a transient failure (e.g. memory); keep it
+        return Program(FD(fd), spec, insns, log)
+
+
+def _permission_error(spec: ProgramSpec) -> PermissionDenied:
+    from ebpf.sys.caps import has_bpf_privileges
+
+    if spec.type == ProgType.LSM or (spec.type == ProgType.TRACING and spec.attach_type in _TRAMPOLINE_TYPES):
+        if has_bpf_privileges():
+            return PermissionDenied(
+                "BPF_PROG_LOAD", errno.EPERM,
+                "this kernel refuses BPF trampoline programs (fentry/fexit/fmod_ret/LSM) even to root: "
+                "use tracepoints, raw tracepoints or tp_btf instead",
+            )
+    if has_bpf_privileges():
+        return PermissionDenied("BPF_PROG_LOAD", errno.EPERM,
+                                "the kernel refused the program although we have CAP_BPF (lockdown or LSM policy?)")
+    return PermissionDenied("BPF_PROG_LOAD", errno.EPERM, "needs root or CAP_BPF+CAP_PERFMON")

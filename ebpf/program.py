@@ -1,0 +1,206 @@
+"""Program specs (pure data) and loaded programs (live file descriptors).
+
+A :class:`ProgramSpec` can be built, inspected and assembled without privileges; loading it
+(:func:`ebpf.loader.load_program`) gives a :class:`Program` that owns the kernel object and
+closes deterministically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
+
+from ebpf.errors import LoadError
+from ebpf.sys.fd import FD
+from ebpf.uapi import AttachType, ProgType
+
+if TYPE_CHECKING:
+    from ebpf.asm import Instruction
+    from ebpf.attach.link import Link
+    from ebpf.sys.bpf import TestRunResult
+
+
+def prog_type_of(value: Union[ProgType, str, int]) -> ProgType:
+    """Accept ``ProgType.XDP``, ``"xdp"``, ``"BPF_PROG_TYPE_XDP"`` or the number."""
+    if isinstance(value, ProgType):
+        return value
+    if isinstance(value, int):
+        return ProgType(value)
+    name = value.upper().replace("-", "_")
+    name = name[len("BPF_PROG_TYPE_"):] if name.startswith("BPF_PROG_TYPE_") else name
+    aliases = {"RAW_TP": "RAW_TRACEPOINT", "TC": "SCHED_CLS", "SOCKET": "SOCKET_FILTER"}
+    try:
+        return ProgType[aliases.get(name, name)]
+    except KeyError:
+        raise LoadError(f"unknown program type {value!r}") from None
+
+
+def attach_type_of(value: Union[AttachType, str, int, None]) -> Optional[AttachType]:
+    if value is None or isinstance(value, AttachType):
+        return value
+    if isinstance(value, int):
+        return AttachType(value)
+    name = value.upper()
+    name = name[len("BPF_"):] if name.startswith("BPF_") else name
+    try:
+        return AttachType[name]
+    except KeyError:
+        raise LoadError(f"unknown attach type {value!r}") from None
+
+
+@dataclasses.dataclass
+class ProgramSpec:
+    """Everything needed to load one program; no kernel state.
+
+    ``attach_to`` names the hook (``"syscalls/sys_enter_openat"`` for a tracepoint,
+    ``"sched_switch"`` for a raw tracepoint); ``attach_type`` is the kernel's
+    expected_attach_type where the program type needs one.
+    """
+
+    name: str
+    type: ProgType
+    instructions: List[Instruction]
+    license: str = "GPL"
+    attach_to: str = ""
+    attach_type: Optional[AttachType] = None
+    attach_btf_id: int = 0
+    flags: int = 0
+    kern_version: int = 0
+    extras: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.type = prog_type_of(self.type)
+        self.attach_type = attach_type_of(self.attach_type)
+        if not self.name:
+            raise LoadError("a program needs a name")
+
+    def copy(self) -> ProgramSpec:
+        return dataclasses.replace(self, instructions=list(self.instructions), extras=dict(self.extras))
+
+
+class Program:
+    """A loaded program. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, fd: FD, spec: Optional[ProgramSpec], instructions: Optional[List[Instruction]] = None,
+                 log: str = ""):
+        self._fd = fd
+        self.spec = spec
+        self.name = spec.name if spec else ""
+        self.instructions = instructions or []
+        self.verifier_log = log
+
+    @property
+    def fd(self) -> int:
+        return int(self._fd)
+
+    def __int__(self) -> int:
+        return int(self._fd)
+
+    @property
+    def closed(self) -> bool:
+        return self._fd.closed
+
+    def close(self) -> None:
+        self._fd.close()
+
+    def __enter__(self) -> Program:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"fd={self._fd}"
+        kind = self.spec.type.name.lower() if self.spec else "?"
+        return f"<Program {self.name!r} {kind} {state}>"
+
+    # --- kernel queries -----------------------------------------------------------------------
+
+    def info(self) -> Dict[str, Any]:
+        """What the kernel knows of the program (id, tag, name, sizes, run statistics)."""
+        from ebpf.sys import bpf
+        from ebpf.sys.ffi import ffi
+
+        i = bpf.obj_get_info_by_fd(self.fd, ffi.new("struct bpf_prog_info *"))
+        return {
+            "id": i.id,
+            "type": ProgType(i.type) if i.type in ProgType._value2member_map_ else i.type,
+            "tag": bytes(i.tag).hex(),
+            "name": ffi.string(i.name).decode(errors="replace"),
+            "xlated_prog_len": i.xlated_prog_len,
+            "jited_prog_len": i.jited_prog_len,
+            "nr_map_ids": i.nr_map_ids,
+            "verified_insns": i.verified_insns,
+            "run_time_ns": i.run_time_ns,
+            "run_cnt": i.run_cnt,
+            "btf_id": i.btf_id,
+        }
+
+    @property
+    def id(self) -> int:
+        return int(self.info()["id"])
+
+    def xlated(self) -> bytes:
+        """The program as the kernel rewrote it (BPF_OBJ_GET_INFO_BY_FD xlated_prog_insns)."""
+        from ebpf.sys import bpf
+        from ebpf.sys.ffi import ffi
+
+        first = bpf.obj_get_info_by_fd(self.fd, ffi.new("struct bpf_prog_info *"))
+        n = first.xlated_prog_len
+        if n == 0:
+            return b""
+        buf = ffi.new("char[]", n)
+        info = ffi.new("struct bpf_prog_info *")
+        info.xlated_prog_len = n
+        info.xlated_prog_insns = int(ffi.cast("uintptr_t", buf))
+        bpf.obj_get_info_by_fd(self.fd, info)
+        return bytes(ffi.buffer(buf, n))
+
+    def test_run(self, data: bytes = b"", *, ctx: bytes = b"", repeat: int = 1, data_out_size: int = 0,
+                 ctx_out_size: int = 0) -> TestRunResult:
+        """BPF_PROG_TEST_RUN: run the program in the kernel on synthetic input."""
+        from ebpf.sys import bpf
+
+        return bpf.prog_test_run(self.fd, data, ctx_in=ctx, repeat=repeat, data_out_size=data_out_size,
+                                 ctx_out_size=ctx_out_size)
+
+    # --- hooks and pins -----------------------------------------------------------------------
+
+    def attach(self, target: Optional[str] = None) -> Link:
+        """Attach to ``target`` (default: the spec's ``attach_to``) in the way the type demands."""
+        target = target or (self.spec.attach_to if self.spec else "")
+        ptype = self.spec.type if self.spec else None
+        from ebpf.attach import tracepoint
+
+        if ptype == ProgType.TRACEPOINT:
+            if not target:
+                raise LoadError(f"program {self.name!r}: no tracepoint to attach to")
+            return tracepoint.attach_tracepoint(self, target)
+        if ptype == ProgType.RAW_TRACEPOINT:
+            if not target:
+                raise LoadError(f"program {self.name!r}: no raw tracepoint to attach to")
+            return tracepoint.attach_raw_tracepoint(self, target)
+        if ptype == ProgType.TRACING and self.spec and self.spec.attach_type == AttachType.TRACE_RAW_TP:
+            return tracepoint.attach_btf_raw_tracepoint(self, target)
+        kind = ptype.name.lower() if ptype else "unknown"
+        raise LoadError(f"program {self.name!r}: attaching {kind} programs is not supported yet")
+
+    def pin(self, path: str) -> None:
+        """Pin the program in bpffs so that it outlives this process."""
+        from ebpf.sys import bpf
+
+        bpf.obj_pin(self.fd, path)
+
+    @classmethod
+    def from_pin(cls, path: str) -> Program:
+        from ebpf.sys import bpf
+
+        return cls(FD(bpf.obj_get(path)), None)
+
+    @classmethod
+    def from_id(cls, prog_id: int) -> Program:
+        from ebpf.sys import bpf
+
+        prog = cls(FD(bpf.prog_get_fd_by_id(prog_id)), None)
+        prog.name = str(prog.info()["name"])
+        return prog
