@@ -16,7 +16,11 @@ _LAZY = {
     "Program": "ebpf.program",
     "MapSpec": "ebpf.maps.spec",
     "Map": "ebpf.maps.live",
-    "load": "ebpf.loader",
+    "load": "ebpf.collection",
+    "load_program": "ebpf.loader",
+    "CollectionSpec": "ebpf.collection",
+    "Collection": "ebpf.collection",
+    "GlobalSection": "ebpf.globals",
 }
 
 
