@@ -11,7 +11,7 @@ import errno
 import re
 from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional
 
-from ebpf.errors import LoadError, PermissionDenied, VerifierError
+from ebpf.errors import PermissionDenied, VerifierError
 from ebpf.program import Program, ProgramSpec
 from ebpf.sys import bpf
 from ebpf.sys.fd import FD
@@ -95,7 +95,7 @@ def load_program(
 
             summary = describe(spec.name, e.log, _text_of(insns))
             hint = "the verifier rejected the program" if e.log else e.hint
-            raise VerifierError(e.errno, e.log, summary, hint) from None
+            raise VerifierError(e.errno or 0, e.log, summary, hint) from None
         # loaded with a log after failing without: a transient failure (e.g. memory); keep it
         return Program(FD(fd), spec, insns, log)
 

@@ -113,7 +113,7 @@ def format_map(name: str, m: Any) -> List[str]:
     from ebpf.maps.live import Map
 
     info = m.info()
-    typed = Map.from_fd(os.dup(m.fd), key=_number_codec(info.key_size) if info.key_size else None,
+    typed: Any = Map.from_fd(os.dup(m.fd), key=_number_codec(info.key_size) if info.key_size else None,
                         value=_number_codec(info.value_size))
     with typed:
         try:
@@ -131,12 +131,12 @@ def format_map(name: str, m: Any) -> List[str]:
 
 def run_attached(assembly: Any, args: argparse.Namespace, source_name: str) -> int:
     from ebpf.collection import CollectionSpec, load
-    from ebpf.program import ProgramSpec
+    from ebpf.program import ProgramSpec, prog_type_of
 
     ptype, target = parse_hook(args.attach)
     name = args.name or os.path.splitext(os.path.basename(source_name))[0] or "asm"
     spec = CollectionSpec(
-        [ProgramSpec(name, args.type or ptype, assembly.instructions, args.license, attach_to=target)],
+        [ProgramSpec(name, prog_type_of(args.type or ptype), assembly.instructions, args.license, attach_to=target)],
         [map_spec_of(d) for d in assembly.maps],
     )
     with load(spec) as coll:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import errno
 import platform
-from typing import Any, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, NamedTuple, Optional, Sequence, Tuple
 
 from ebpf.errors import PermissionDenied, SyscallError
 from ebpf.sys.ffi import NULL, ffi, libc
@@ -29,7 +29,7 @@ def _syscall_numbers() -> Tuple[int, int]:
     try:
         return _SYSCALL_NUMBERS[machine]
     except KeyError:
-        raise SyscallError("bpf", errno.ENOSYS, f"unsupported architecture {machine!r} (x86_64, aarch64)")
+        raise SyscallError("bpf", errno.ENOSYS, f"unsupported architecture {machine!r} (x86_64, aarch64)") from None
 
 
 SYS_BPF, SYS_PERF_EVENT_OPEN = _syscall_numbers()
@@ -53,7 +53,7 @@ _GENERIC_HINTS = {
     errno.EBUSY: "the object is busy (already attached?)",
 }
 
-_COMMAND_HINTS = {
+_COMMAND_HINTS: Dict[Tuple[int, int], str] = {
     (BpfCmd.MAP_UPDATE_ELEM, errno.E2BIG): "the map is full",
     (BpfCmd.MAP_UPDATE_ELEM, errno.ENOENT): "the key does not exist (update with BPF_EXIST)",
     (BpfCmd.MAP_UPDATE_ELEM, errno.EINVAL): "bad key/value size or flags for this map",
@@ -70,7 +70,7 @@ _COMMAND_HINTS = {
 
 def error_for(command: str, cmd: Optional[int], err: int, detail: str = "") -> SyscallError:
     """Build the exception for a failed command, with the most specific hint we know."""
-    hint = _COMMAND_HINTS.get((cmd, err), "") if cmd is not None else ""  # type: ignore[call-overload]
+    hint = _COMMAND_HINTS.get((int(cmd), err), "") if cmd is not None else ""
     if not hint:
         hint = _GENERIC_HINTS.get(err, "")
     cls = PermissionDenied if err == errno.EPERM and not hint.startswith("the path") else SyscallError
@@ -219,7 +219,7 @@ def map_freeze(fd: int) -> None:
 
 
 class BatchResult(NamedTuple):
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count on purpose: the kernel's name
     done: bool
 
 
@@ -521,7 +521,7 @@ def link_create(prog_fd: int, target_fd: int, attach_type: int, flags: int = 0, 
         if isinstance(value, dict):
             sub = getattr(a.u, key)
             for field, fval in value.items():
-                if isinstance(fval, (bytes, bytearray)) or (hasattr(fval, "__len__") and not isinstance(fval, int)):
+                if not isinstance(fval, int):  # a buffer: pass its address
                     keep.append(fval)
                     fval = addr(fval)
                 setattr(sub, field, fval)

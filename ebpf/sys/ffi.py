@@ -15,7 +15,7 @@ from typing import Any
 
 ffi: Any
 try:
-    from ebpf.sys._ffi import ffi  # type: ignore[no-redef]
+    from ebpf.sys._ffi import ffi
 except ImportError:  # source checkout, not built
     from cffi import FFI
 
@@ -29,7 +29,7 @@ except ImportError:  # source checkout, not built
         with contextlib.redirect_stdout(io.StringIO()):  # cffi announces the file it writes
             _builder.emit_python_code(_target + ".tmp")
         os.replace(_target + ".tmp", _target)
-        from ebpf.sys._ffi import ffi  # type: ignore[no-redef]
+        from ebpf.sys._ffi import ffi
     except OSError:
         ffi = _builder
 
