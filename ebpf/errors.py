@@ -96,3 +96,28 @@ class AttachError(EbpfError):
 
 class LoadError(EbpfError):
     """A spec cannot be loaded (inconsistent spec, missing map, bad global)."""
+
+
+class CompileError(EbpfError):
+    """A DSL function that cannot be compiled: unsupported syntax, a type error, an unbounded
+    loop, an unchecked optional pointer... Carries the Python file, line, column and source line."""
+
+    def __init__(self, message: str, file: str = "", line: int = 0, col: int = 0, source: str = ""):
+        self.message = message
+        self.file = file
+        self.line = line
+        self.col = col
+        self.source = source
+        where = f"{file}:{line}:{col}: " if file else ""
+        text = f"{where}{message}"
+        if source:
+            text += f"\n    {source.strip()}"
+        super().__init__(text)
+
+
+class BTFError(EbpfError):
+    """A BTF blob that is malformed or truncated, or a type that is not where it was expected."""
+
+
+class RelocationError(EbpfError):
+    """A CO-RE relocation that cannot be resolved against the target kernel's BTF."""
