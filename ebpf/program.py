@@ -156,7 +156,7 @@ class Program:
         bpf.obj_get_info_by_fd(self.fd, info)
         return bytes(ffi.buffer(buf, n))
 
-    def test_run(self, data: bytes = b"", *, ctx: bytes = b"", repeat: int = 1, data_out_size: int = 0,
+    def test_run(self, data: bytes = b"", *, ctx: bytes = b"", repeat: int = 0, data_out_size: int = 0,
                  ctx_out_size: int = 0) -> TestRunResult:
         """BPF_PROG_TEST_RUN: run the program in the kernel on synthetic input."""
         from ebpf.sys import bpf

