@@ -9,7 +9,7 @@ taken by the caller (:class:`ebpf.sys.fd.FD` and the live objects built on it).
 from __future__ import annotations
 
 import errno
-import platform
+import os
 from typing import Any, Dict, NamedTuple, Optional, Sequence, Tuple
 
 from ebpf.errors import PermissionDenied, SyscallError
@@ -25,7 +25,7 @@ _SYSCALL_NUMBERS = {
 
 
 def _syscall_numbers() -> Tuple[int, int]:
-    machine = platform.machine()
+    machine = os.uname().machine
     try:
         return _SYSCALL_NUMBERS[machine]
     except KeyError:
