@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
+import pathlib
 import struct
 import subprocess
 import sys
-import pathlib
 
 import pytest
 
