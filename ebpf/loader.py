@@ -48,7 +48,7 @@ def _text_of(insns: List[Instruction]) -> Callable[[int], str]:
         out = format_instruction(ins)
         src = getattr(ins, "source", None)
         if src is not None:
-            out += f"  [{src}]"
+            out += f"  ({src.file}:{src.line}: {src.text.strip()})"
         return out
 
     return text
@@ -59,7 +59,6 @@ def load_program(
     maps: Optional[Mapping[str, Any]] = None,
     *,
     log_level: int = 1,
-    btf: Optional[Any] = None,
 ) -> Program:
     """Assemble ``spec``, patch its map fds and load it. Raises :class:`VerifierError` with the
     verifier's reason and the offending instruction when the kernel refuses it."""
@@ -76,6 +75,31 @@ def load_program(
         attach_btf_id=spec.attach_btf_id,
     )
     kwargs.update(spec.extras.get("load_attrs", {}))
+    btf_fd = _attach_line_info(insns, spec.name, kwargs)
+    try:
+        return _load(spec, insns, code, kwargs, log_level)
+    finally:
+        if btf_fd is not None:
+            btf_fd.close()  # the loaded program keeps its own reference to the BTF object
+
+
+def _attach_line_info(insns: List[Instruction], name: str, kwargs: dict) -> Optional[FD]:
+    """Load program BTF with func_info/line_info when instructions know their source."""
+    from ebpf.btf.ext import has_source, program_btf
+
+    if not has_source(insns):
+        return None
+    pbtf = program_btf(insns, name)
+    try:
+        fd, _ = bpf.btf_load(pbtf.blob)
+    except bpf.SyscallError:
+        return None  # a kernel without program BTF: load without line info
+    kwargs.update(prog_btf_fd=fd, func_info=pbtf.func_info, func_info_rec_size=pbtf.func_info_rec_size,
+                  line_info=pbtf.line_info, line_info_rec_size=pbtf.line_info_rec_size)
+    return FD(fd)
+
+
+def _load(spec: ProgramSpec, insns: List[Instruction], code: bytes, kwargs: dict, log_level: int) -> Program:
     try:
         fd, _ = bpf.prog_load(spec.type, code, spec.license, **kwargs)  # type: ignore[arg-type]
         return Program(FD(fd), spec, insns)
