@@ -101,7 +101,7 @@ def _attach_line_info(insns: List[Instruction], name: str, kwargs: dict) -> Opti
 
 def _load(spec: ProgramSpec, insns: List[Instruction], code: bytes, kwargs: dict, log_level: int) -> Program:
     try:
-        fd, _ = bpf.prog_load(spec.type, code, spec.license, **kwargs)  # type: ignore[arg-type]
+        fd, _ = bpf.prog_load(spec.type, code, spec.license, **kwargs)
         return Program(FD(fd), spec, insns)
     except bpf.ProgLoadError as first:
         if first.errno == errno.EPERM:
@@ -110,7 +110,7 @@ def _load(spec: ProgramSpec, insns: List[Instruction], code: bytes, kwargs: dict
     while True:
         try:
             fd, log = bpf.prog_load(spec.type, code, spec.license, log_level=log_level, log_size=size,
-                                    **kwargs)  # type: ignore[arg-type]
+                                    **kwargs)
         except bpf.ProgLoadError as e:
             if e.errno == errno.ENOSPC and size < LOG_SIZE_MAX:
                 size = max(size * 4, e.log_true_size + 1) if e.log_true_size > size else size * 4
