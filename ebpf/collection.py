@@ -120,6 +120,7 @@ def load(
     *,
     globals: Optional[Mapping[str, Mapping[str, Any]]] = None,
     maps: Optional[Mapping[str, Any]] = None,
+    target_btf: Optional[Any] = None,
     **rodata: Any,
 ) -> Collection:
     """Create everything ``spec`` declares and load its programs.
@@ -127,6 +128,8 @@ def load(
     ``rodata`` keyword arguments set ``.rodata`` variables (constants to the verifier);
     ``globals={".bss": {...}}`` sets initial values of other sections; ``maps`` supplies
     existing live maps to use instead of creating those names (sharing maps between loads).
+    ``target_btf`` is the BTF CO-RE relocations are resolved against (default: the running
+    kernel's).
     """
     from ebpf.loader import load_program
 
@@ -149,7 +152,7 @@ def load(
         refs: Dict[str, Any] = dict(out.maps)
         refs.update({name: d.map for name, d in out.data.items()})
         for name, pspec in spec.programs.items():
-            out.programs[name] = load_program(pspec, refs)
+            out.programs[name] = load_program(pspec, refs, target_btf=target_btf)
     except BaseException:
         out.close()
         raise

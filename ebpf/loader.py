@@ -19,6 +19,7 @@ from ebpf.uapi import AttachType, ProgType
 
 if TYPE_CHECKING:
     from ebpf.asm import Instruction
+    from ebpf.btf.spec import BTF
 
 LOG_SIZE_FIRST = 256 * 1024
 LOG_SIZE_MAX = 256 * 1024 * 1024
@@ -59,13 +60,25 @@ def load_program(
     maps: Optional[Mapping[str, Any]] = None,
     *,
     log_level: int = 1,
+    target_btf: Optional[BTF] = None,
 ) -> Program:
     """Assemble ``spec``, patch its map fds and load it. Raises :class:`VerifierError` with the
-    verifier's reason and the offending instruction when the kernel refuses it."""
+    verifier's reason and the offending instruction when the kernel refuses it.
+
+    Instructions carrying CO-RE relocations (``meta["core"]``) are relocated first against
+    ``target_btf`` (default: the running kernel's BTF and its modules'); a program that reaches
+    an instruction poisoned by an unresolvable relocation fails with a message naming it."""
     from ebpf.asm import bind_maps, encode, link
+    from ebpf.btf.relo import LOCAL_BTF_EXTRA, has_core_relocations
 
     maps = maps or {}
-    insns = bind_maps(link(spec.instructions), {name: int(m.fd) for name, m in maps.items()})
+    insns = link(spec.instructions)
+    relocated = has_core_relocations(insns)
+    if relocated:
+        from ebpf.btf.core import relocate
+
+        insns = relocate(insns, target_btf, local_btf=spec.extras.get(LOCAL_BTF_EXTRA))
+    insns = bind_maps(insns, {name: int(m.fd) for name, m in maps.items()})
     code = encode(insns)
     kwargs = dict(
         name=kernel_name(spec.name),
@@ -75,9 +88,14 @@ def load_program(
         attach_btf_id=spec.attach_btf_id,
     )
     kwargs.update(spec.extras.get("load_attrs", {}))
+    poisoned = None
+    if relocated:
+        from ebpf.btf.core import poisoned_slots
+
+        poisoned = poisoned_slots(insns)
     btf_fd = _attach_line_info(insns, spec.name, kwargs)
     try:
-        return _load(spec, insns, code, kwargs, log_level)
+        return _load(spec, insns, code, kwargs, log_level, poisoned)
     finally:
         if btf_fd is not None:
             btf_fd.close()  # the loaded program keeps its own reference to the BTF object
@@ -99,7 +117,8 @@ def _attach_line_info(insns: List[Instruction], name: str, kwargs: dict) -> Opti
     return FD(fd)
 
 
-def _load(spec: ProgramSpec, insns: List[Instruction], code: bytes, kwargs: dict, log_level: int) -> Program:
+def _load(spec: ProgramSpec, insns: List[Instruction], code: bytes, kwargs: dict, log_level: int,
+          poisoned: Optional[Mapping[int, str]] = None) -> Program:
     try:
         fd, _ = bpf.prog_load(spec.type, code, spec.license, **kwargs)
         return Program(FD(fd), spec, insns)
@@ -117,7 +136,7 @@ def _load(spec: ProgramSpec, insns: List[Instruction], code: bytes, kwargs: dict
                 continue
             from ebpf.verifier import describe
 
-            summary = describe(spec.name, e.log, _text_of(insns))
+            summary = describe(spec.name, e.log, _text_of(insns), poisoned)
             hint = "the verifier rejected the program" if e.log else e.hint
             raise VerifierError(e.errno or 0, e.log, summary, hint) from None
         # loaded with a log after failing without: a transient failure (e.g. memory); keep it

@@ -8,7 +8,7 @@ request (``VerifierError.log``).
 from __future__ import annotations
 
 import re
-from typing import Callable, List, NamedTuple, Optional
+from typing import Callable, List, Mapping, NamedTuple, Optional
 
 _INSN_LINE = re.compile(r"^(\d+): \(([0-9a-f]{2})\)")
 _NOISE = re.compile(
@@ -49,15 +49,25 @@ def describe(
     program: str,
     log: str,
     instruction_text: Optional[Callable[[int], str]] = None,
+    poisoned: Optional[Mapping[int, str]] = None,
 ) -> str:
-    """A short multi-line description of a rejection, for the exception message."""
+    """A short multi-line description of a rejection, for the exception message.
+
+    *poisoned* maps the slot index of each instruction CO-RE poisoned to the explanation of
+    the relocation that failed (:func:`ebpf.btf.core.poisoned_slots`): when the verifier
+    stops at one, the message says which type and field could not be resolved.
+    """
     s = summarize(log)
     if not log.strip():
         return f"program {program!r}: the kernel gave no verifier log"
     reason = "; ".join(r.strip() for r in s.reason) or "(no reason in the log)"
     m = _POISON_CALL.search(reason)
     if m and int(m.group(1)) == CORE_POISON:
-        reason = "the program reached an instruction poisoned by an unresolved CO-RE relocation"
+        explanation = poisoned.get(s.insn) if poisoned and s.insn is not None else None
+        if explanation is not None:
+            reason = f"instruction {s.insn} was poisoned: {explanation}"
+        else:
+            reason = "the program reached an instruction poisoned by an unresolved CO-RE relocation"
     out = [f"program {program!r}: {reason}"]
     if s.insn is not None and instruction_text is not None:
         try:

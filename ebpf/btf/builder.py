@@ -11,6 +11,7 @@ Each type is ``{u32 name_off; u32 info; u32 size_or_type}`` plus kind-specific d
 
 from __future__ import annotations
 
+import builtins
 import struct
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -28,6 +29,7 @@ FUNC_STATIC, FUNC_GLOBAL, FUNC_EXTERN = 0, 1, 2
 VAR_STATIC, VAR_GLOBAL = 0, 1
 
 Member = Tuple[str, int, int, int]  # name, type id, bit offset, bitfield size (0: not a bitfield)
+Entry = Tuple[int, int, int]  # DATASEC entry: var type id, offset, size
 
 
 def _info(kind: int, vlen: int = 0, kflag: bool = False) -> int:
@@ -41,13 +43,13 @@ class BTFBuilder:
 
     def __init__(self) -> None:
         self._types: List[bytes] = []
-        self._dedup: Dict[bytes, int] = {}
+        self._dedup: Dict[bytes, builtins.int] = {}
         self._strings = bytearray(b"\0")
-        self._string_offsets: Dict[str, int] = {"": 0}
+        self._string_offsets: Dict[str, builtins.int] = {"": 0}
 
     # --- strings and raw records ------------------------------------------------------------
 
-    def string(self, text: str) -> int:
+    def string(self, text: str) -> builtins.int:
         """Offset of ``text`` in the string section (added once)."""
         off = self._string_offsets.get(text)
         if off is None:
@@ -59,7 +61,7 @@ class BTFBuilder:
             self._string_offsets[text] = off
         return off
 
-    def _add(self, record: bytes, dedup: bool = True) -> int:
+    def _add(self, record: bytes, dedup: bool = True) -> builtins.int:
         if dedup:
             known = self._dedup.get(record)
             if known is not None:
@@ -70,33 +72,35 @@ class BTFBuilder:
             self._dedup[record] = type_id
         return type_id
 
-    def _head(self, name: str, kind: int, vlen: int, size_or_type: int, kflag: bool = False) -> bytes:
+    def _head(self, name: str, kind: builtins.int, vlen: builtins.int, size_or_type: builtins.int,
+              kflag: bool = False) -> bytes:
         return struct.pack("<III", self.string(name), _info(kind, vlen, kflag), size_or_type)
 
     @property
-    def count(self) -> int:
+    def count(self) -> builtins.int:
         return len(self._types)
 
     # --- kinds ----------------------------------------------------------------------------
 
-    def int(self, name: str, size: int, signed: bool = False, *, char: bool = False, bool_: bool = False) -> int:
+    def int(self, name: str, size: builtins.int, signed: bool = False, *, char: bool = False,
+            bool_: bool = False) -> builtins.int:
         if size not in (1, 2, 4, 8, 16):
             raise BTFError(f"bad int size {size}")
         enc = (INT_SIGNED if signed else 0) | (INT_CHAR if char else 0) | (INT_BOOL if bool_ else 0)
         return self._add(self._head(name, KIND_INT, 0, size) + struct.pack("<I", enc << 24 | size * 8))
 
-    def float(self, name: str, size: int) -> int:
+    def float(self, name: str, size: builtins.int) -> builtins.int:
         return self._add(self._head(name, KIND_FLOAT, 0, size))
 
-    def pointer(self, target: int) -> int:
+    def pointer(self, target: builtins.int) -> builtins.int:
         return self._add(self._head("", KIND_PTR, 0, target))
 
-    def array(self, elem: int, count: int, index_type: Optional[int] = None) -> int:
+    def array(self, elem: builtins.int, count: builtins.int, index_type: Optional[builtins.int] = None) -> builtins.int:
         if index_type is None:
             index_type = self.int("__ARRAY_SIZE_TYPE__", 4)
         return self._add(self._head("", KIND_ARRAY, 0, 0) + struct.pack("<III", elem, index_type, count))
 
-    def _composite(self, kind: int, name: str, size: int, members: Sequence[Member]) -> int:
+    def _composite(self, kind: builtins.int, name: str, size: builtins.int, members: Sequence[Member]) -> builtins.int:
         kflag = any(bits for _, _, _, bits in members)
         body = b"".join(
             struct.pack("<III", self.string(m_name), m_type, (bits << 24 | off) if kflag else off)
@@ -104,13 +108,14 @@ class BTFBuilder:
         )
         return self._add(self._head(name, kind, len(members), size, kflag) + body)
 
-    def struct(self, name: str, size: int, members: Sequence[Member]) -> int:
+    def struct(self, name: str, size: builtins.int, members: Sequence[Member]) -> builtins.int:
         return self._composite(KIND_STRUCT, name, size, members)
 
-    def union(self, name: str, size: int, members: Sequence[Member]) -> int:
+    def union(self, name: str, size: builtins.int, members: Sequence[Member]) -> builtins.int:
         return self._composite(KIND_UNION, name, size, members)
 
-    def enum(self, name: str, size: int, values: Sequence[Tuple[str, int]], signed: bool = False) -> int:
+    def enum(self, name: str, size: builtins.int, values: Sequence[Tuple[str, builtins.int]],
+             signed: bool = False) -> builtins.int:
         if all(-(1 << 31) <= v < (1 << 32) for _, v in values):
             body = b"".join(struct.pack("<Ii", self.string(n), v if v < (1 << 31) else v - (1 << 32))
                             for n, v in values)
@@ -119,38 +124,38 @@ class BTFBuilder:
                         for n, v in values)
         return self._add(self._head(name, KIND_ENUM64, len(values), size, signed) + body)
 
-    def fwd(self, name: str, union: bool = False) -> int:
+    def fwd(self, name: str, union: bool = False) -> builtins.int:
         return self._add(self._head(name, KIND_FWD, 0, 0, union))
 
-    def typedef(self, name: str, target: int) -> int:
+    def typedef(self, name: str, target: builtins.int) -> builtins.int:
         return self._add(self._head(name, KIND_TYPEDEF, 0, target))
 
-    def const(self, target: int) -> int:
+    def const(self, target: builtins.int) -> builtins.int:
         return self._add(self._head("", KIND_CONST, 0, target))
 
-    def volatile(self, target: int) -> int:
+    def volatile(self, target: builtins.int) -> builtins.int:
         return self._add(self._head("", KIND_VOLATILE, 0, target))
 
-    def restrict(self, target: int) -> int:
+    def restrict(self, target: builtins.int) -> builtins.int:
         return self._add(self._head("", KIND_RESTRICT, 0, target))
 
-    def type_tag(self, tag: str, target: int) -> int:
+    def type_tag(self, tag: str, target: builtins.int) -> builtins.int:
         return self._add(self._head(tag, KIND_TYPE_TAG, 0, target))
 
-    def decl_tag(self, tag: str, target: int, component_idx: int = -1) -> int:
+    def decl_tag(self, tag: str, target: builtins.int, component_idx: builtins.int = -1) -> builtins.int:
         return self._add(self._head(tag, KIND_DECL_TAG, 0, target) + struct.pack("<i", component_idx))
 
-    def func_proto(self, ret: int, params: Sequence[Tuple[str, int]]) -> int:
+    def func_proto(self, ret: builtins.int, params: Sequence[Tuple[str, builtins.int]]) -> builtins.int:
         body = b"".join(struct.pack("<II", self.string(n), t) for n, t in params)
         return self._add(self._head("", KIND_FUNC_PROTO, len(params), ret) + body)
 
-    def func(self, name: str, proto: int, linkage: int = FUNC_STATIC) -> int:
+    def func(self, name: str, proto: builtins.int, linkage: builtins.int = FUNC_STATIC) -> builtins.int:
         return self._add(self._head(name, KIND_FUNC, linkage, proto))
 
-    def var(self, name: str, type_id: int, linkage: int = VAR_GLOBAL) -> int:
+    def var(self, name: str, type_id: builtins.int, linkage: builtins.int = VAR_GLOBAL) -> builtins.int:
         return self._add(self._head(name, KIND_VAR, 0, type_id) + struct.pack("<I", linkage))
 
-    def datasec(self, name: str, size: int, entries: Sequence[Tuple[int, int, int]]) -> int:
+    def datasec(self, name: str, size: builtins.int, entries: Sequence[Entry]) -> builtins.int:
         """``entries``: (var type id, offset, size) for each variable of the section."""
         body = b"".join(struct.pack("<III", t, off, sz) for t, off, sz in entries)
         return self._add(self._head(name, KIND_DATASEC, len(entries), size) + body, dedup=False)

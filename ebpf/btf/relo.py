@@ -10,15 +10,23 @@ Contract: an instruction carrying ``insn.meta["core"] = CoreRelo(...)`` is patch
 LDX/ST/STX get a new ``off`` (and, for byte-size changes libbpf allows, a new access size),
 ALU/ALU64 with an immediate and LD_IMM64 get a new ``imm``; an unresolvable relocation turns
 the instruction into the poison call ``call 0xbad2310`` (both slots for LD_IMM64).
+
+The resolution itself lives in :mod:`ebpf.btf.core` (``relocate``); the loader runs it when
+some instruction carries a record. A compiler that knows the BTF it resolved against may put
+it in ``ProgramSpec.extras[LOCAL_BTF_EXTRA]``: the loader then also checks libbpf's
+local/target compatibility rules (see :mod:`ebpf.btf.core`).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, Tuple, Union
+from typing import Any, Iterable, NamedTuple, Tuple, Union
 
 from ebpf.uapi import CoreReloKind
 
 Access = Tuple[Union[str, int], ...]
+
+#: ``ProgramSpec.extras`` key of the BTF the compiler resolved relocations against (optional).
+LOCAL_BTF_EXTRA = "core_local_btf"
 
 
 class CoreRelo(NamedTuple):
@@ -42,3 +50,12 @@ class CoreRelo(NamedTuple):
         for step in self.access:
             path += f"[{step}]" if isinstance(step, int) else f".{step}"
         return f"{self.kind.name.lower()} of {self.type_name}{path}"
+
+
+def has_core_relocations(insns: Iterable[Any]) -> bool:
+    """True when some instruction carries ``meta["core"]`` (cheap: no metadata is created)."""
+    for insn in insns:
+        meta = getattr(insn, "_meta", None)
+        if meta and "core" in meta:
+            return True
+    return False
