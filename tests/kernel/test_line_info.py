@@ -41,3 +41,25 @@ def test_bpftool_shows_source_lines() -> None:
                              text=True, check=True).stdout
     assert "int lines_ok(void * ctx):" in out and "int helper_fn(void * ctx):" in out
     assert "; call helper_fn" in out and "; r0 = 1" in out
+
+
+def test_python_source_line_in_the_verifier_error() -> None:
+    """Instructions built in Python and tagged with the Python line that made them."""
+    import inspect
+
+    from ebpf import asm as A
+
+    def here(insn: A.Instruction) -> A.Instruction:
+        frame = inspect.stack()[1]
+        insn.source = A.SourcePos(frame.filename, frame.lineno, 1, (frame.code_context or [""])[0])
+        return insn
+
+    insns = [
+        here(A.mov64(A.R0, 0)),
+        here(A.ldx(8, A.R0, A.R0, 16)),  # dereference a scalar: the verifier refuses this line
+        here(A.exit_()),
+    ]
+    with pytest.raises(VerifierError) as e:
+        load_program(ProgramSpec("py_lines", "socket_filter", insns))
+    assert "; here(A.ldx(8, A.R0, A.R0, 16))" in e.value.log
+    assert f"{__file__}:" in e.value.summary and "here(A.ldx(8, A.R0, A.R0, 16))" in e.value.summary
