@@ -71,6 +71,16 @@ def load_program(
     from ebpf.asm import bind_maps, encode, link
     from ebpf.btf.relo import LOCAL_BTF_EXTRA, has_core_relocations
 
+    if spec.type in (ProgType.TRACING, ProgType.LSM) and spec.attach_to and not spec.attach_btf_id:
+        from ebpf.attach.tracing import prepare_spec
+
+        spec = prepare_spec(spec.copy())  # the attach target's BTF id, found by name
+        try:
+            return load_program(spec, maps, log_level=log_level, target_btf=target_btf)
+        finally:
+            module_btf = spec.extras.pop("btf_obj_fd", None)
+            if module_btf is not None:
+                module_btf.close()
     maps = maps or {}
     insns = link(spec.instructions)
     relocated = has_core_relocations(insns)

@@ -166,24 +166,15 @@ class Program:
 
     # --- hooks and pins -----------------------------------------------------------------------
 
-    def attach(self, target: Optional[str] = None) -> Link:
-        """Attach to ``target`` (default: the spec's ``attach_to``) in the way the type demands."""
-        target = target or (self.spec.attach_to if self.spec else "")
-        ptype = self.spec.type if self.spec else None
-        from ebpf.attach import tracepoint
+    def attach(self, target: Optional[str] = None, **options: Any) -> Link:
+        """Attach to ``target`` (default: the spec's ``attach_to``) in the way the type demands.
 
-        if ptype == ProgType.TRACEPOINT:
-            if not target:
-                raise LoadError(f"program {self.name!r}: no tracepoint to attach to")
-            return tracepoint.attach_tracepoint(self, target)
-        if ptype == ProgType.RAW_TRACEPOINT:
-            if not target:
-                raise LoadError(f"program {self.name!r}: no raw tracepoint to attach to")
-            return tracepoint.attach_raw_tracepoint(self, target)
-        if ptype == ProgType.TRACING and self.spec and self.spec.attach_type == AttachType.TRACE_RAW_TP:
-            return tracepoint.attach_btf_raw_tracepoint(self, target)
-        kind = ptype.name.lower() if ptype else "unknown"
-        raise LoadError(f"program {self.name!r}: attaching {kind} programs is not supported yet")
+        See :mod:`ebpf.attach.dispatch` for the targets of each program type; ``options`` go to
+        the hook's attach function (``pid=``, ``cookie=``, ``direction=``, ``sample_freq=``...).
+        """
+        from ebpf.attach.dispatch import attach_program
+
+        return attach_program(self, target, **options)
 
     def pin(self, path: str) -> None:
         """Pin the program in bpffs so that it outlives this process."""

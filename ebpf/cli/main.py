@@ -13,6 +13,7 @@ VERBS = {
     "asm": ("ebpf.cli.asm", "assemble eBPF text into bytecode, or load and attach it"),
     "disasm": ("ebpf.cli.disasm", "disassemble bytecode from a file or a loaded program"),
     "btf": ("ebpf.cli.btf", "look at kernel BTF: dump a type as C, find types by name"),
+    "features": ("ebpf.cli.features", "probe what this kernel offers: hooks, links, maps, helpers"),
 }
 
 

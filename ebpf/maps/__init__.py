@@ -44,6 +44,8 @@ _LAZY: Dict[str, str] = {
     "HashOfMaps": "ebpf.maps.fdarray",
     "RingBufMap": "ebpf.maps.ringbuf",
     "RingBufReader": "ebpf.maps.ringbuf",
+    "PerfBuffer": "ebpf.maps.perfbuf",
+    "EventPoller": "ebpf.maps.perfbuf",
     "Codec": "ebpf.maps.codec",
     "IntCodec": "ebpf.maps.codec",
     "BytesCodec": "ebpf.maps.codec",

@@ -163,6 +163,10 @@ class RingBufReader:
         self._cons = cons
         return queued
 
+    def fileno(self) -> int:
+        """An fd that becomes readable when records arrive (for select/epoll loops)."""
+        return self._epoll.fileno()
+
     def available(self) -> int:
         """Bytes the producer has written that we have not consumed (records plus headers)."""
         with self._lock:
