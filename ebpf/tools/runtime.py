@@ -1,0 +1,100 @@
+"""What every tool's user-space side needs: argument types, stopping on Ctrl-C/SIGTERM,
+interval loops, and the ``Lost N events`` line.
+
+Tools stop cleanly on SIGINT and SIGTERM (the links close, nothing stays attached), print as
+soon as they know something (line-buffered output, flushed), and exit 1 with one line when they
+cannot run (``ebpf.cli.main`` turns any :class:`ebpf.errors.EbpfError` into that line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+import time
+from typing import Any, Callable, Optional
+
+from ebpf.errors import EbpfError
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 0 (BCC's ``positive_int``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def positive_nonzero_int(text: str) -> int:
+    """argparse type: an integer > 0 (BCC's ``positive_nonzero_int``)."""
+    value = positive_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be nonzero")
+    return value
+
+
+class Stopper:
+    """Set by SIGINT/SIGTERM (or a duration); tools poll ``stopped`` or ``wait(seconds)``.
+
+    Installing it makes Ctrl-C end the tool's loop instead of raising KeyboardInterrupt in the
+    middle of a read, so the tool can print its last interval and detach in order.
+    """
+
+    def __init__(self, duration: Optional[float] = None):
+        self._event = threading.Event()
+        self.deadline = time.monotonic() + duration if duration else None
+        self.signal: Optional[int] = None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.signal = signum
+        self._event.set()
+
+    @property
+    def stopped(self) -> bool:
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            self._event.set()
+        return self._event.is_set()
+
+    def remaining(self, limit: Optional[float] = None) -> Optional[float]:
+        """Seconds until the deadline (capped by ``limit``), or ``limit`` without one."""
+        if self.deadline is None:
+            return limit
+        left = max(0.0, self.deadline - time.monotonic())
+        return left if limit is None else min(left, limit)
+
+    def wait(self, seconds: Optional[float]) -> bool:
+        """Sleep up to ``seconds`` (or until the deadline); True if the tool should stop."""
+        timeout = self.remaining(seconds)
+        self._event.wait(timeout)
+        return self.stopped
+
+    def stop(self) -> None:
+        self._event.set()
+
+
+def interval_loop(stopper: Stopper, interval: Optional[float], count: Optional[int],
+                  tick: Callable[[], None]) -> None:
+    """Call ``tick`` every ``interval`` seconds, ``count`` times at most, and once more at the end
+    when stopped in between (BCC's interval tools print what they have when interrupted)."""
+    done = 0
+    while True:
+        stopped = stopper.wait(interval)
+        tick()
+        done += 1
+        if stopped or (count is not None and done >= count):
+            return
+
+
+def lost_line(lost: int) -> str:
+    return f"Lost {lost} events"
+
+
+def require(condition: bool, message: str) -> None:
+    """Fail the tool with one line when a precondition does not hold."""
+    if not condition:
+        raise EbpfError(message)
