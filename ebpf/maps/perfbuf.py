@@ -237,7 +237,7 @@ class PerfBuffer:
             self.consume(out.append, decode=decode)
         return out
 
-    def stream(self, timeout: Optional[float] = None, *, decode: Any = None) -> Iterator[Any]:
+    def stream(self, decode: Any = None, *, timeout: Optional[float] = None) -> Iterator[Any]:
         """Yield samples (``(cpu, record)`` with ``with_cpu``) until none comes for ``timeout`` s."""
         dec = self._decode if decode is None else record_decoder(decode)
         deadline: Optional[float] = None

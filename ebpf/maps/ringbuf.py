@@ -217,7 +217,7 @@ class RingBufReader:
         self.consume(out.append, decode=decode)
         return out
 
-    def stream(self, timeout: Optional[float] = None, *, decode: Any = None) -> Iterator[Any]:
+    def stream(self, decode: Any = None, *, timeout: Optional[float] = None) -> Iterator[Any]:
         """Yield records as they come. Ends when no record arrives for ``timeout`` seconds
         (None: never) or when the reader is closed."""
         dec = self._decode if decode is None else record_decoder(decode)
@@ -319,8 +319,8 @@ class RingBufMap(Map):
     def read(self, *, decode: Any = None) -> List[Any]:
         return self.reader().read(decode=decode)
 
-    def stream(self, timeout: Optional[float] = None, *, decode: Any = None) -> Iterator[Any]:
-        return self.reader().stream(timeout, decode=decode)
+    def stream(self, decode: Any = None, *, timeout: Optional[float] = None) -> Iterator[Any]:
+        return self.reader().stream(decode, timeout=timeout)
 
     def close(self) -> None:
         if self._reader is not None:

@@ -1,0 +1,518 @@
+"""Differential test of the DSL compiler: the kernel runs generated functions, CPython checks them.
+
+Hundreds of random functions (integer arithmetic of every width and signedness, shifts,
+division, comparisons and chains, and/or/not, conditional expressions, casts, locals, if/else,
+for and bounded while loops with break/continue, arrays with computed indexes, struct fields)
+are written as DSL source, compiled, and run in the kernel through BPF_PROG_TEST_RUN on many
+inputs. The expected result of each comes from an independent reference interpreter of the
+same generated tree under the semantics documented in :mod:`ebpf.lang.types` (C's, with
+eBPF's answers where C has none). Half of the functions are inlined, half are bpf-to-bpf
+sub-programs. Every mismatch is reported with its source.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import sys
+from typing import Any, Dict, List, Optional, Tuple
+
+import pytest
+
+M64 = (1 << 64) - 1
+TYPES = {  # name: (size, signed)
+    "u8": (1, False), "u16": (2, False), "u32": (4, False), "u64": (8, False),
+    "i8": (1, True), "i16": (2, True), "i32": (4, True), "i64": (8, True),
+}
+BOOL = "bool"
+STRUCT_FIELDS = [("fa", "u8"), ("fb", "i16"), ("fc", "u32"), ("fd", "i64"), ("fe", "i8"), ("ff", "u16")]
+FUNCS_PER_PROGRAM = 10
+PROGRAMS = 40
+INPUTS_PER_PROGRAM = 16
+INTERESTING = [0, 1, 2, 3, 5, 7, 8, 15, 16, 31, 32, 33, 63, 64, 127, 128, 255, 256, 0x7FFF, 0x8000, 0xFFFF,
+               0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 1 << 32, (1 << 63) - 1, 1 << 63, M64, M64 - 1, 0xFFFFFFFF80000000,
+               0x123456789ABCDEF0]
+
+
+# ---------------------------------------------------------------- the reference semantics
+
+
+def wrap(v: int, t: str) -> int:
+    if t == BOOL:
+        return 1 if v else 0
+    size, signed = TYPES[t]
+    bits = size * 8
+    v &= (1 << bits) - 1
+    if signed and v >> (bits - 1):
+        v -= 1 << bits
+    return v
+
+
+def promote(t: str) -> str:
+    if t == BOOL or TYPES[t][0] < 4:
+        return "i32"
+    return t
+
+
+def common(a: str, b: str) -> str:
+    a, b = promote(a), promote(b)
+    if a == b:
+        return a
+    (sa, ga), (sb, gb) = TYPES[a], TYPES[b]
+    if ga == gb:
+        return a if sa >= sb else b
+    u, s = (a, b) if not ga else (b, a)
+    return s if TYPES[s][0] > TYPES[u][0] else u
+
+
+def literal_type(v: int) -> str:
+    for t in ("i32", "u32", "i64", "u64"):
+        if wrap(v, t) == v:
+            return t
+    raise ValueError(v)
+
+
+def c_div(x: int, y: int) -> int:
+    if y == 0:
+        return 0
+    q = abs(x) // abs(y)
+    return q if (x < 0) == (y < 0) else -q
+
+
+def c_mod(x: int, y: int) -> int:
+    if y == 0:
+        return x
+    r = abs(x) % abs(y)
+    return r if x >= 0 else -r
+
+
+def binop(op: str, a: Tuple[int, str], b: Tuple[int, str]) -> Tuple[int, str]:
+    (x, ta), (y, tb) = a, b
+    if op in ("<<", ">>"):
+        t = promote(ta)
+        bits = TYPES[t][0] * 8
+        n = y & (bits - 1)
+        xv = wrap(x, t)
+        if op == "<<":
+            return wrap(xv << n, t), t
+        if TYPES[t][1]:
+            return wrap(xv >> n, t), t
+        return wrap((xv & ((1 << bits) - 1)) >> n, t), t
+    t = common(ta, tb)
+    xv, yv = wrap(x, t), wrap(y, t)
+    r = {"+": lambda: xv + yv, "-": lambda: xv - yv, "*": lambda: xv * yv, "&": lambda: xv & yv,
+         "|": lambda: xv | yv, "^": lambda: xv ^ yv, "//": lambda: c_div(xv, yv), "%": lambda: c_mod(xv, yv)}[op]()
+    return wrap(r, t), t
+
+
+def compare(op: str, a: Tuple[int, str], b: Tuple[int, str]) -> int:
+    t = common(a[1], b[1])
+    x, y = wrap(a[0], t), wrap(b[0], t)
+    return int({"==": x == y, "!=": x != y, "<": x < y, "<=": x <= y, ">": x > y, ">=": x >= y}[op])
+
+
+# ---------------------------------------------------------------- generated trees
+
+Expr = Tuple[Any, ...]
+BINOPS = ["+", "-", "*", "//", "%", "&", "|", "^", "<<", ">>"]
+CMPS = ["==", "!=", "<", "<=", ">", ">="]
+
+
+class Gen:
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def const(self) -> Expr:
+        r = self.rng.random()
+        if r < 0.5:
+            v = self.rng.choice([0, 1, 2, 3, 4, 5, 7, 8, 13, 31, 32, 33, 63, 100, 255, 256, 1000, 65535, 65536])
+        elif r < 0.7:
+            v = self.rng.choice([0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 1 << 32, 0x123456789, (1 << 63) - 1])
+        else:
+            v = self.rng.randrange(0, 1 << self.rng.choice([8, 16, 31, 40]))
+        return ("const", v)
+
+    def expr(self, names: List[str], depth: int) -> Expr:
+        rng = self.rng
+        if depth <= 0 or rng.random() < 0.25:
+            return ("var", rng.choice(names)) if rng.random() < 0.75 else self.const()
+        r = rng.random()
+        if r < 0.45:
+            return ("bin", rng.choice(BINOPS), self.expr(names, depth - 1), self.expr(names, depth - 1))
+        if r < 0.55:
+            return ("un", rng.choice(["-", "~"]), self.expr(names, depth - 1))
+        if r < 0.65:
+            return ("cast", rng.choice(list(TYPES)), self.expr(names, depth - 1))
+        if r < 0.75:
+            return ("cmp", rng.choice(CMPS), self.expr(names, depth - 1), self.expr(names, depth - 1))
+        if r < 0.8:
+            return ("chain", rng.choice(CMPS[2:4]), self.expr(names, 0), self.expr(names, 0), self.expr(names, 0))
+        if r < 0.85:
+            return ("ifexp", self.cond(names, depth - 1), self.expr(names, depth - 1), self.expr(names, depth - 1))
+        if r < 0.9:
+            return (rng.choice(["min", "max"]), self.expr(names, depth - 1), self.expr(names, depth - 1))
+        if r < 0.93:
+            return (rng.choice(["abs", "log2l"]), self.expr(names, depth - 1))
+        if r < 0.95:
+            return ("in", self.expr(names, depth - 1), tuple(rng.sample([0, 1, 2, 7, 255, 0xFFFFFFFF, 1 << 40], 3)))
+        return (rng.choice(["and", "or"]), self.expr(names, depth - 1), self.expr(names, depth - 1))
+
+    def cond(self, names: List[str], depth: int) -> Expr:
+        r = self.rng.random()
+        if r < 0.6:
+            return ("cmp", self.rng.choice(CMPS), self.expr(names, depth), self.expr(names, depth))
+        if r < 0.75:
+            return ("not", self.cond(names, max(0, depth - 1)))
+        if r < 0.9:
+            return (self.rng.choice(["and", "or"]), self.cond(names, max(0, depth - 1)),
+                    self.cond(names, max(0, depth - 1)))
+        return self.expr(names, depth)
+
+    def function(self) -> Dict[str, Any]:
+        rng = self.rng
+        params = [(n, rng.choice(list(TYPES))) for n in "abcd"]
+        names = [n for n, _ in params]
+        body: List[Tuple[Any, ...]] = []
+        locals_: List[Tuple[str, str]] = []
+        for name in ("x", "y"):
+            t = rng.choice(list(TYPES))
+            body.append(("decl", name, t, self.expr(names, 2)))
+            locals_.append((name, t))
+            names = names + [name]
+        kinds = rng.sample(["if", "for", "while", "array", "struct", "aug"], k=rng.randint(1, 4))
+        for kind in kinds:
+            if kind == "if":
+                body.append(("if", self.cond(names, 1), [("set", "x", self.expr(names, 2))],
+                             [("aug", "y", rng.choice(BINOPS), self.expr(names, 1))] if rng.random() < 0.7 else []))
+            elif kind == "aug":
+                body.append(("aug", rng.choice(["x", "y"]), rng.choice(BINOPS), self.expr(names, 2)))
+            elif kind == "for":
+                n = rng.randint(1, 6)
+                inner_names = names + ["i"]
+                op = rng.choice(["+", "^", "-", "|"])
+                stmts: List[Tuple[Any, ...]] = [("aug", "x", op, self.expr(inner_names, 1))]
+                if rng.random() < 0.5:
+                    stmts.insert(0, ("ifbreak", rng.choice(["break", "continue"]), self.cond(inner_names, 0)))
+                body.append(("for", n, stmts))
+            elif kind == "while":
+                body.append(("while", rng.randint(1, 5), self.expr(names, 1)))
+            elif kind == "array":
+                et = rng.choice(["u8", "i16", "u32", "i64"])
+                body.append(("array", et, self.expr(names, 1), self.expr(names, 1), self.expr(names, 1)))
+            elif kind == "struct":
+                f1, f2 = rng.sample(STRUCT_FIELDS, 2)
+                body.append(("struct", f1[0], self.expr(names, 1), f2[0], self.expr(names, 1)))
+        ret = self.expr(names + (["t"] if any(s[0] in ("array", "struct") for s in body) else []), 2)
+        return {"params": params, "body": body, "ret": ret, "locals": locals_}
+
+
+# ---------------------------------------------------------------- rendering to DSL source
+
+
+def render(e: Expr) -> str:
+    kind = e[0]
+    if kind == "var":
+        return str(e[1])
+    if kind == "const":
+        return str(e[1])
+    if kind == "bin":
+        return f"({render(e[2])} {e[1]} {render(e[3])})"
+    if kind == "un":
+        return f"({e[1]}{render(e[2])})"
+    if kind == "cast":
+        return f"{e[1]}({render(e[2])})"
+    if kind == "cmp":
+        return f"({render(e[2])} {e[1]} {render(e[3])})"
+    if kind == "chain":
+        return f"({render(e[2])} {e[1]} {render(e[3])} {e[1]} {render(e[4])})"
+    if kind == "ifexp":
+        return f"({render(e[2])} if {render(e[1])} else {render(e[3])})"
+    if kind in ("and", "or"):
+        return f"({render(e[1])} {kind} {render(e[2])})"
+    if kind == "not":
+        return f"(not {render(e[1])})"
+    if kind in ("min", "max"):
+        return f"{kind}({render(e[1])}, {render(e[2])})"
+    if kind == "abs":
+        return f"abs({render(e[1])})"
+    if kind == "log2l":
+        return f"L.log2l({render(e[1])})"
+    if kind == "in":
+        return f"({render(e[1])} in {e[2]!r})"
+    raise ValueError(kind)
+
+
+def render_function(name: str, f: Dict[str, Any], decorator: str) -> str:
+    params = ", ".join(f"{n}: {t}" for n, t in f["params"])
+    lines = [decorator, f"def {name}({params}) -> i64:"]
+
+    def emit(stmts: List[Tuple[Any, ...]], indent: str) -> None:
+        for s in stmts:
+            k = s[0]
+            if k == "decl":
+                lines.append(f"{indent}{s[1]}: {s[2]} = {render(s[3])}")
+            elif k == "set":
+                lines.append(f"{indent}{s[1]} = {render(s[2])}")
+            elif k == "aug":
+                lines.append(f"{indent}{s[1]} {s[2]}= {render(s[3])}")
+            elif k == "if":
+                lines.append(f"{indent}if {render(s[1])}:")
+                emit(s[2], indent + "    ")
+                if s[3]:
+                    lines.append(f"{indent}else:")
+                    emit(s[3], indent + "    ")
+            elif k == "ifbreak":
+                lines.append(f"{indent}if {render(s[2])}:")
+                lines.append(f"{indent}    {s[1]}")
+            elif k == "for":
+                lines.append(f"{indent}for i in range({s[1]}):")
+                emit(s[2], indent + "    ")
+            elif k == "while":
+                lines.append(f"{indent}j: i32 = 0")
+                lines.append(f"{indent}while L.bounded(j < {s[1]}, 8):")
+                lines.append(f"{indent}    y += {render(s[2])}")
+                lines.append(f"{indent}    j += 1")
+            elif k == "array":
+                lines.append(f"{indent}arr = {s[1]}[4]()")
+                lines.append(f"{indent}arr[({render(s[2])}) & 3] = {render(s[3])}")
+                lines.append(f"{indent}arr[1] += x")
+                lines.append(f"{indent}t = arr[({render(s[4])}) & 3] + arr[1]")
+            elif k == "struct":
+                lines.append(f"{indent}s = S({s[1]}={render(s[2])})")
+                lines.append(f"{indent}s.{s[3]} = {render(s[4])}")
+                lines.append(f"{indent}t = s.{s[1]} - s.{s[3]}")
+
+    emit(f["body"], "    ")
+    lines.append(f"    return {render(f['ret'])}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the reference interpreter
+
+
+class Break(Exception):
+    pass
+
+
+class Continue(Exception):
+    pass
+
+
+def evaluate(e: Expr, env: Dict[str, Tuple[int, str]]) -> Tuple[int, str]:
+    kind = e[0]
+    if kind == "var":
+        return env[e[1]]
+    if kind == "const":
+        return e[1], literal_type(e[1])
+    if kind == "bin":
+        return binop(e[1], evaluate(e[2], env), evaluate(e[3], env))
+    if kind == "un":
+        v, t = evaluate(e[2], env)
+        t = promote(t)
+        return wrap(-v if e[1] == "-" else ~v, t), t
+    if kind == "cast":
+        v, _ = evaluate(e[2], env)
+        return wrap(v, e[1]), e[1]
+    if kind == "cmp":
+        return compare(e[1], evaluate(e[2], env), evaluate(e[3], env)), BOOL
+    if kind == "chain":
+        a, b, c = evaluate(e[2], env), evaluate(e[3], env), evaluate(e[4], env)
+        return int(compare(e[1], a, b) and compare(e[1], b, c)), BOOL
+    if kind == "ifexp":
+        a, b = evaluate(e[2], env), evaluate(e[3], env)
+        t = common(a[1], b[1])
+        return wrap((a if evaluate(e[1], env)[0] else b)[0], t), t
+    if kind == "and":
+        return int(bool(evaluate(e[1], env)[0]) and bool(evaluate(e[2], env)[0])), BOOL
+    if kind == "or":
+        return int(bool(evaluate(e[1], env)[0]) or bool(evaluate(e[2], env)[0])), BOOL
+    if kind == "not":
+        return int(not evaluate(e[1], env)[0]), BOOL
+    if kind in ("min", "max"):
+        a, b = evaluate(e[1], env), evaluate(e[2], env)
+        t = common(a[1], b[1])
+        x, y = wrap(a[0], t), wrap(b[0], t)
+        return (min(x, y) if kind == "min" else max(x, y)), t
+    if kind == "abs":
+        v, t = evaluate(e[1], env)
+        t = promote(t)
+        return wrap(abs(wrap(v, t)), t), t
+    if kind == "log2l":
+        v = wrap(evaluate(e[1], env)[0], "u64")
+        return max(0, v.bit_length() - 1), "u32"
+    if kind == "in":
+        v = evaluate(e[1], env)
+        return int(any(compare("==", v, (c, literal_type(c))) for c in e[2])), BOOL
+    raise ValueError(kind)
+
+
+def run_reference(f: Dict[str, Any], args: List[int]) -> int:
+    env: Dict[str, Tuple[int, str]] = {}
+    for (n, t), raw in zip(f["params"], args):
+        env[n] = (wrap(raw, t), t)
+
+    def assign(name: str, value: Tuple[int, str]) -> None:
+        t = env[name][1]
+        env[name] = (wrap(value[0], t), t)
+
+    def set_t(value: Tuple[int, str]) -> None:
+        if "t" in env:
+            assign("t", value)
+        else:
+            env["t"] = value
+
+    def run(stmts: List[Tuple[Any, ...]]) -> None:
+        for s in stmts:
+            k = s[0]
+            if k == "decl":
+                env[s[1]] = (wrap(evaluate(s[3], env)[0], s[2]), s[2])
+            elif k == "set":
+                assign(s[1], evaluate(s[2], env))
+            elif k == "aug":
+                assign(s[1], binop(s[2], env[s[1]], evaluate(s[3], env)))
+            elif k == "if":
+                run(s[2] if evaluate(s[1], env)[0] else s[3])
+            elif k == "ifbreak":
+                if evaluate(s[2], env)[0]:
+                    raise Break() if s[1] == "break" else Continue()
+            elif k == "for":
+                for i in range(s[1]):
+                    env["i"] = (i, "i64")
+                    try:
+                        run(s[2])
+                    except Continue:
+                        continue
+                    except Break:
+                        break
+            elif k == "while":
+                j = 0
+                while j < s[1]:
+                    assign("y", binop("+", env["y"], evaluate(s[2], env)))
+                    j += 1
+            elif k == "array":
+                et = s[1]
+                arr = [0, 0, 0, 0]
+                i1 = binop("&", evaluate(s[2], env), (3, "i32"))[0]
+                arr[i1] = wrap(evaluate(s[3], env)[0], et)
+                arr[1] = wrap(binop("+", (arr[1], et), env["x"])[0], et)
+                i2 = binop("&", evaluate(s[4], env), (3, "i32"))[0]
+                set_t(binop("+", (arr[i2], et), (arr[1], et)))
+            elif k == "struct":
+                fields = dict(STRUCT_FIELDS)
+                vals = {n: 0 for n in fields}
+                vals[s[1]] = wrap(evaluate(s[2], env)[0], fields[s[1]])
+                vals[s[3]] = wrap(evaluate(s[4], env)[0], fields[s[3]])
+                set_t(binop("-", (vals[s[1]], fields[s[1]]), (vals[s[3]], fields[s[3]])))
+
+    run(f["body"])
+    return wrap(evaluate(f["ret"], env)[0], "i64") & M64
+
+
+# ---------------------------------------------------------------- building and running
+
+
+HEADER = """\
+from ebpf import lang as L
+from ebpf.lang import Struct, u8, u16, u32, u64, i8, i16, i32, i64
+
+class S(Struct):
+{fields}
+
+coll = L.Collection("diff{n}")
+inp = coll.array_map("inp", value=u64[4], max_entries=1)
+out = coll.array_map("out", value=u64[{nf}], max_entries=1)
+"""
+
+
+def build_module(tmp_path: Any, n: int, funcs: List[Dict[str, Any]]) -> Any:
+    parts = [HEADER.format(n=n, nf=len(funcs), fields="\n".join(f"    {a}: {b}" for a, b in STRUCT_FIELDS))]
+    for k, f in enumerate(funcs):
+        parts.append(render_function(f"f{k}", f, "@L.inline" if k % 2 == 0 else "@L.subprogram"))
+    main = ["@coll.socket_filter", "def main(ctx):", "    p = inp.get(0)", "    if p is None:",
+            "        return 0", "    q = out.get(0)", "    if q is None:", "        return 0",
+            "    a = p[0]", "    b = p[1]", "    c = p[2]", "    d = p[3]"]
+    for k, f in enumerate(funcs):
+        args = ", ".join(f"{t}({v})" for (_, t), v in zip(f["params"], "abcd"))
+        main.append(f"    q[{k}] = u64(f{k}({args}))")
+    main.append("    return 1")
+    parts.append("\n".join(main))
+    source = "\n\n\n".join(parts) + "\n"
+    path = tmp_path / f"lang_diff_{n}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(f"lang_diff_{n}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def inputs(rng: random.Random) -> List[int]:
+    out = []
+    for _ in range(4):
+        r = rng.random()
+        if r < 0.5:
+            out.append(rng.choice(INTERESTING))
+        elif r < 0.7:
+            out.append((-rng.randrange(1, 300)) & M64)
+        else:
+            out.append(rng.getrandbits(rng.choice([8, 16, 32, 64])))
+    return out
+
+
+def _mismatch(module_src: str, k: int, f: Dict[str, Any], args: List[int], got: int, want: int) -> str:
+    src = render_function(f"f{k}", f, "")
+    return f"f{k}{tuple(args)}: kernel {got:#x}, reference {want:#x}\n{src}"
+
+
+@pytest.mark.parametrize("seed", range(PROGRAMS))
+def test_generated_functions_agree_with_reference(tmp_path: Any, seed: int) -> None:
+    rng = random.Random(1000 + seed)
+    gen = Gen(rng)
+    funcs = [gen.function() for _ in range(FUNCS_PER_PROGRAM)]
+    module = build_module(tmp_path, seed, funcs)
+    live = module.coll.load()
+    mismatches: List[str] = []
+    try:
+        prog = live.programs["main"]
+        vectors = [inputs(rng) for _ in range(INPUTS_PER_PROGRAM)]
+        for args in vectors:
+            live.maps["inp"][0] = args
+            assert prog.test_run(bytes(64)).retval == 1
+            got = live.maps["out"][0]
+            for k, f in enumerate(funcs):
+                want = run_reference(f, args)
+                if got[k] != want:
+                    mismatches.append(_mismatch("", k, f, args, got[k], want))
+    finally:
+        live.close()
+    assert not mismatches, f"{len(mismatches)} mismatches:\n" + "\n\n".join(mismatches[:5])
+
+
+def test_constant_folding_agrees_with_reference(tmp_path: Any) -> None:
+    """The same trees with constant operands only: folded by the compiler, never executed."""
+    rng = random.Random(77)
+    gen = Gen(rng)
+    funcs = []
+    for _ in range(FUNCS_PER_PROGRAM):
+        e = gen.expr(["a"], 3)
+        funcs.append({"params": [("a", "u8"), ("b", "u8"), ("c", "u8"), ("d", "u8")], "body": [],
+                      "ret": _constify(e, rng), "locals": []})
+    module = build_module(tmp_path, 99, funcs)
+    with module.coll.load() as live:
+        live.maps["inp"][0] = [0, 0, 0, 0]
+        assert live.programs["main"].test_run(bytes(64)).retval == 1
+        got = live.maps["out"][0]
+    bad = [(k, got[k], run_reference(f, [0, 0, 0, 0])) for k, f in enumerate(funcs)
+           if got[k] != run_reference(f, [0, 0, 0, 0])]
+    assert not bad, bad[:5]
+
+
+def _constify(e: Expr, rng: random.Random) -> Expr:
+    if e[0] == "var":
+        return ("const", rng.choice(INTERESTING[:24]))
+    return tuple(_constify(x, rng) if isinstance(x, tuple) else x for x in e)
+
+
+def count_cases() -> Optional[int]:
+    return PROGRAMS * FUNCS_PER_PROGRAM * INPUTS_PER_PROGRAM
