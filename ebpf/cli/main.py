@@ -6,8 +6,9 @@ Every :class:`ebpf.errors.EbpfError` ends the command with one line on stderr an
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 VERBS = {
     "asm": ("ebpf.cli.asm", "assemble eBPF text into bytecode, or load and attach it"),
@@ -57,17 +58,26 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         print(f"ebpf: unknown verb or tool {name!r} (see 'ebpf --help')", file=sys.stderr)
         return 2
+    return run_guarded(name, lambda: importlib.import_module(module_name).run(rest))
+
+
+def run_guarded(name: str, call: Callable[[], Optional[int]]) -> int:
+    """Run a verb or tool: an EbpfError becomes one line on stderr and status 1, Ctrl-C 130,
+    a closed output pipe a quiet exit."""
     from ebpf.errors import EbpfError
 
     try:
-        module = importlib.import_module(module_name)
-        return int(module.run(rest) or 0)
+        return int(call() or 0)
     except EbpfError as e:
         print(f"ebpf {name}: error: {error_line(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter shutdown quiet
+        except OSError:
+            pass
         return 0
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 
 from ebpf.errors import EbpfError
 
@@ -88,6 +89,13 @@ def interval_loop(stopper: Stopper, interval: Optional[float], count: Optional[i
         done += 1
         if stopped or (count is not None and done >= count):
             return
+
+
+def tool_main(name: str, run: Callable[[List[str]], int]) -> None:
+    """``python -m ebpf.tools.NAME``: the same error handling as ``ebpf NAME``."""
+    from ebpf.cli.main import run_guarded
+
+    sys.exit(run_guarded(name, lambda: run(sys.argv[1:])))
 
 
 def lost_line(lost: int) -> str:
