@@ -6,8 +6,9 @@ public names below are resolved on first access.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from ebpf.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -24,14 +25,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ebpf' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list:
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -20,8 +20,9 @@ Names are re-exported lazily (``from ebpf.asm import mov64`` imports only what i
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any, Dict
+
+from ebpf.lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ebpf.asm.builder import *  # noqa: F401, F403
@@ -62,14 +63,4 @@ _LAZY.update({name: "ebpf.asm.builder" for name in _BUILDER})
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ebpf.asm' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list:
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -18,8 +18,9 @@ Names are re-exported lazily: ``from ebpf.attach import attach_uprobe`` imports 
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Dict, List
+
+from ebpf.lazy import lazy_exports
 
 _LAZY: Dict[str, str] = {
     "Link": "ebpf.attach.link",
@@ -56,14 +57,4 @@ _LAZY: Dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ebpf.attach' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> List[str]:
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

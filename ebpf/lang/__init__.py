@@ -36,8 +36,9 @@ collection is compiled.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any, Dict, List
+
+from ebpf.lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover
     from ebpf.errors import CompileError  # noqa: F401
@@ -63,14 +64,4 @@ _LAZY.update({"Collection": "ebpf.lang.collection", "MapDecl": "ebpf.lang.collec
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ebpf.lang' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> List[str]:
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

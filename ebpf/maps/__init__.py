@@ -11,8 +11,9 @@ Names are resolved lazily so that ``import ebpf.maps`` costs nothing until a nam
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Dict, List
+
+from ebpf.lazy import lazy_exports
 
 _LAZY: Dict[str, str] = {
     "MapSpec": "ebpf.maps.spec",
@@ -60,14 +61,4 @@ _LAZY: Dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ebpf.maps' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> List[str]:
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -7,8 +7,9 @@ BCC's conveniences are here: ``ksym(addr, show_module, show_offset)``, ``ksymnam
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Dict, List
+
+from ebpf.lazy import lazy_exports
 
 _LAZY: Dict[str, str] = {
     "SymbolError": "ebpf.symbols.elf",
@@ -37,14 +38,4 @@ _LAZY: Dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ebpf.symbols' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> List[str]:
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
