@@ -6,8 +6,6 @@ public names below are resolved on first access.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ebpf.lazy import lazy_exports
 
 __version__ = "0.1.0"

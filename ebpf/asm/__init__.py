@@ -20,7 +20,7 @@ Names are re-exported lazily (``from ebpf.asm import mov64`` imports only what i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict
+from typing import TYPE_CHECKING, Dict
 
 from ebpf.lazy import lazy_exports
 

@@ -18,7 +18,7 @@ Names are re-exported lazily: ``from ebpf.attach import attach_uprobe`` imports 
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Dict
 
 from ebpf.lazy import lazy_exports
 

@@ -11,7 +11,7 @@ Importing this package loads nothing until a name is used.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List
+from typing import TYPE_CHECKING, Dict
 
 from ebpf.lazy import lazy_exports
 

@@ -36,7 +36,7 @@ collection is compiled.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List
+from typing import TYPE_CHECKING, Dict
 
 from ebpf.lazy import lazy_exports
 

@@ -11,7 +11,7 @@ Names are resolved lazily so that ``import ebpf.maps`` costs nothing until a nam
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Dict
 
 from ebpf.lazy import lazy_exports
 

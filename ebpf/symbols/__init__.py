@@ -7,7 +7,7 @@ BCC's conveniences are here: ``ksym(addr, show_module, show_offset)``, ``ksymnam
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Dict
 
 from ebpf.lazy import lazy_exports
 

@@ -148,7 +148,7 @@ def test_import_is_cheap() -> None:
         "print(sorted(m for m in sys.modules if m.startswith('ebpf')))"
     )
     out = _python(code)
-    assert out.strip() == "['ebpf', 'ebpf.asm']"
+    assert out.strip() == "['ebpf', 'ebpf.asm', 'ebpf.lazy']"
     code = (
         "import sys; from ebpf.asm import encode, mov64; "
         "print('ebpf.uapi' in sys.modules, 'ebpf.asm.text' in sys.modules)"
