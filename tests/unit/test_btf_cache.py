@@ -9,7 +9,7 @@ import random
 from typing import Dict, List
 
 import pytest
-from test_btf_fixtures import Corpus, corpus_fixture  # noqa: F401  (fixture)
+from test_btf_fixtures import Corpus
 
 from ebpf.btf import essential_name, load
 from ebpf.btf.cache import cache_dir, load_cached

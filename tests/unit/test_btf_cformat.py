@@ -8,7 +8,7 @@ import subprocess
 from typing import Dict, Optional
 
 import pytest
-from test_btf_fixtures import BPFTOOL, Corpus, corpus_fixture, corpus_names  # noqa: F401  (fixture)
+from test_btf_fixtures import BPFTOOL, Corpus, corpus_names
 
 from ebpf.btf import BTF, CDumper, Kind
 

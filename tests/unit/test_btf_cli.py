@@ -5,7 +5,7 @@ from __future__ import annotations
 import pathlib
 
 import pytest
-from test_btf_fixtures import Corpus, corpus_fixture  # noqa: F401  (fixture)
+from test_btf_fixtures import Corpus
 from test_btf_synthetic import c_sample
 
 from ebpf.btf import BTF, BTFError, CDumper

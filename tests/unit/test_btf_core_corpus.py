@@ -11,7 +11,8 @@ import re
 from typing import Any, Dict
 
 import pytest
-from test_btf_core_fixtures import CoreCorpus, core_corpus, corpus_names, extract_bitfield, fix  # noqa: F401
+from test_btf_core_fixtures import extract_bitfield, fix
+from test_btf_fixtures import Corpus, corpus_names
 
 from ebpf import asm as A
 from ebpf.asm import opcodes as o
@@ -42,7 +43,7 @@ def _bitfield_ok(name: str, where: str, struct: str, member: str, fact: Dict[str
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_struct_facts_by_relocation(core_corpus: CoreCorpus, name: str) -> None:  # noqa: F811
+def test_struct_facts_by_relocation(core_corpus: Corpus, name: str) -> None:
     facts = core_corpus.facts(name)
     target = core_corpus.btf(name)
     order = target.byte_order
@@ -79,7 +80,7 @@ def test_struct_facts_by_relocation(core_corpus: CoreCorpus, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_enum_facts_by_relocation(core_corpus: CoreCorpus, name: str) -> None:  # noqa: F811
+def test_enum_facts_by_relocation(core_corpus: Corpus, name: str) -> None:
     target = core_corpus.btf(name)
     for enum, values in core_corpus.facts(name)["enums"].items():
         for enumerator, value in values.items():
@@ -99,7 +100,7 @@ def _version(name: str) -> tuple:
 
 
 @pytest.mark.parametrize("name", VMLINUX)
-def test_flavours_follow_the_state_rename(core_corpus: CoreCorpus, name: str) -> None:  # noqa: F811
+def test_flavours_follow_the_state_rename(core_corpus: Corpus, name: str) -> None:
     """``task_struct___old.state`` resolves on <= 5.13, ``task_struct___new.__state`` on >= 5.14."""
     target = core_corpus.btf(name)
     members = core_corpus.facts(name)["structs"]["task_struct"]["members"]
@@ -119,7 +120,7 @@ def test_flavours_follow_the_state_rename(core_corpus: CoreCorpus, name: str) ->
 
 
 @pytest.mark.parametrize("name", VMLINUX)
-def test_program_relocated_for_each_kernel(core_corpus: CoreCorpus, name: str) -> None:  # noqa: F811
+def test_program_relocated_for_each_kernel(core_corpus: Corpus, name: str) -> None:
     """A small program patched for each kernel: offsets, a root-as-array index, an array index,
     a pointer load resized on 32-bit kernels, an ALU immediate and a guarded missing field."""
     target = core_corpus.btf(name)
@@ -156,7 +157,7 @@ def test_program_relocated_for_each_kernel(core_corpus: CoreCorpus, name: str) -
     assert [i.size for i in out] == [i.size for i in prog]
 
 
-def test_pointer_loads_shrink_on_32_bit(core_corpus: CoreCorpus) -> None:  # noqa: F811
+def test_pointer_loads_shrink_on_32_bit(core_corpus: Corpus) -> None:
     target = core_corpus.btf("6.1.0-50-armmp-armhf")
     assert target.long_size == 4
     dentry = fix(K.FIELD_BYTE_OFFSET, "struct path", ("dentry",), target)
@@ -172,7 +173,7 @@ def test_pointer_loads_shrink_on_32_bit(core_corpus: CoreCorpus) -> None:  # noq
     assert (same.off, same.width) == (8, 8)
 
 
-def test_big_endian_bitfields(core_corpus: CoreCorpus) -> None:  # noqa: F811
+def test_big_endian_bitfields(core_corpus: Corpus) -> None:
     """s390x lays bitfields out from the most significant bit: LSHIFT differs, and a program
     using the four relocations reads the same values as on the little-endian build."""
     be = core_corpus.btf("7.2.13-s390x")
@@ -200,7 +201,7 @@ def test_big_endian_bitfields(core_corpus: CoreCorpus) -> None:  # noqa: F811
     assert fix(K.FIELD_RSHIFT_U64, "struct perf_event_attr", ("disabled",), be).value == 63
 
 
-def test_qstr_layout_is_reversed_on_big_endian(core_corpus: CoreCorpus) -> None:  # noqa: F811
+def test_qstr_layout_is_reversed_on_big_endian(core_corpus: Corpus) -> None:
     be = core_corpus.btf("7.2.13-s390x")
     le = core_corpus.btf("7.2.13-amd64")
     assert fix(K.FIELD_BYTE_OFFSET, "struct qstr", ("len",), be).value == 0
@@ -210,7 +211,7 @@ def test_qstr_layout_is_reversed_on_big_endian(core_corpus: CoreCorpus) -> None:
     assert fix(K.FIELD_BYTE_OFFSET, "struct dentry", ("d_name", "len"), be).value == 32
 
 
-def test_identical_copies_are_one_candidate(core_corpus: CoreCorpus) -> None:  # noqa: F811
+def test_identical_copies_are_one_candidate(core_corpus: Corpus) -> None:
     """The non-deduplicated 4.18 blob holds task_struct 476 times: no ambiguity."""
     target = core_corpus.btf("4.18.0-147.5.1.el8_1-arm64")
     assert len(CoreTarget.of(target).candidates((Kind.STRUCT,), "task_struct")) == 476
@@ -221,7 +222,7 @@ def test_identical_copies_are_one_candidate(core_corpus: CoreCorpus) -> None:  #
 
 
 @pytest.mark.parametrize("name", SPLIT)
-def test_split_btf_candidates(core_corpus: CoreCorpus, name: str) -> None:  # noqa: F811
+def test_split_btf_candidates(core_corpus: Corpus, name: str) -> None:
     """Module BTF as a target: its base (vmlinux) is searched first, its own types only for
     what the base lacks."""
     split = core_corpus.btf(name)
@@ -242,7 +243,7 @@ def test_split_btf_candidates(core_corpus: CoreCorpus, name: str) -> None:  # no
             assert got_id == expected["type_id"] >= split.first_id, struct  # only the module has it
 
 
-def test_nf_conntrack_on_its_base(core_corpus: CoreCorpus) -> None:  # noqa: F811
+def test_nf_conntrack_on_its_base(core_corpus: Corpus) -> None:
     split = core_corpus.btf("6.1.0-56-amd64-nf_conntrack")
     base = core_corpus.btf("6.1.0-56-amd64")
     # nf_conn is a vmlinux type; nf_conn_counter only the module has

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from test_btf_fixtures import Corpus, corpus_fixture, corpus_names  # noqa: F401  (fixture)
+from test_btf_fixtures import Corpus, corpus_names
 
 from ebpf.btf import Composite, Enum, Kind
 

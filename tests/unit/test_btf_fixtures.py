@@ -15,8 +15,6 @@ import pathlib
 import shutil
 from typing import Any, Dict, List, Optional
 
-import pytest
-
 from ebpf.btf import BTF, load
 
 CORPUS = pathlib.Path(os.environ.get("EBPF_BTF_CORPUS", "/work/shared/btf"))
@@ -66,11 +64,3 @@ class Corpus:
             base = self.btf(base_name) if base_name else None
             self._btf[name] = load(self.path(name), base=base)
         return self._btf[name]
-
-
-@pytest.fixture(scope="session", name="corpus")
-def corpus_fixture(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
-    """The corpus; test modules import this function to get the ``corpus`` fixture."""
-    if not corpus_names():
-        pytest.skip(f"no BTF corpus at {CORPUS}")
-    return Corpus(tmp_path_factory.mktemp("btf-corpus"))

@@ -10,7 +10,7 @@ from typing import Callable, List, Optional, Tuple
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_btf_fixtures import Corpus, corpus_fixture, corpus_names  # noqa: F401  (fixture)
+from test_btf_fixtures import Corpus, corpus_names
 from test_btf_synthetic import c_sample
 
 from ebpf.btf import BTF, BTFError, CDumper, Composite, Enum, from_bytes
