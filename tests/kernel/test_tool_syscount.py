@@ -1,0 +1,246 @@
+"""syscount in the real kernel: a child makes a chosen syscall N times (getppid) and fails a
+chosen one (openat of a missing path, ENOENT); every flag finds them under their names.
+
+All the variants run at once (one start-up's wait for all of them) and are ended with SIGINT
+the way a user ends them; the interval, duration and --exec ones end by themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, Iterator, List, Sequence, Tuple
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CALLS = 5000
+FAILS = 300
+COMM = "sc-workload"
+WORKLOAD = f"""
+import os, sys
+with open("/proc/self/comm", "w") as f:
+    f.write({COMM!r})
+sys.stdin.readline()
+for _ in range({CALLS}):
+    os.getppid()
+for _ in range({FAILS}):
+    try:
+        os.open("/nonexistent-dir/syscount-test", os.O_RDONLY)
+    except FileNotFoundError:
+        pass
+print("done", flush=True)
+"""
+EXEC_CALLS = 3000
+
+
+class Tool:
+    """One run of ``python -m ebpf.tools.NAME ARGS`` with its banner, output and status."""
+
+    def __init__(self, name: str, args: List[str], prefix: Sequence[str] = ()) -> None:
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.args = args
+        self.json = "--json" in args
+        self.proc = subprocess.Popen([*prefix, sys.executable, "-m", f"ebpf.tools.{name}", *args], cwd=ROOT,
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.banner = self.out = self.err = ""
+        self.rc: int = -1
+
+    def wait_ready(self, deadline: float) -> None:
+        """Read the banner line (stderr with --json) byte by byte, so that nothing is buffered."""
+        stream = self.proc.stderr if self.json else self.proc.stdout
+        assert stream is not None
+        fd = stream.fileno()
+        line = b""
+        while not line.endswith(b"\n"):
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise AssertionError(f"{self.args}: no banner in time")
+            ch = os.read(fd, 1)
+            if not ch:
+                self.finish(interrupt=False)
+                raise AssertionError(f"{self.args}: exited before its banner: {self.err}")
+            line += ch
+        self.banner = line.decode().rstrip("\n")
+
+    def finish(self, interrupt: bool = True, timeout: float = 30) -> Tool:
+        if interrupt and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        out, err = self.proc.communicate(timeout=timeout)
+        self.out, self.err, self.rc = out.decode(), err.decode(), self.proc.returncode
+        return self
+
+
+def counts(text: str) -> Dict[str, int]:
+    """SYSCALL -> COUNT of the last interval printed."""
+    rows: Dict[str, int] = {}
+    for line in text.splitlines():
+        if line.startswith("SYSCALL"):
+            rows = {}
+        m = re.match(r"^(\S+|\[unknown: \d+\]) +(\d+)( +\d+\.\d+)?$", line)
+        if m:
+            rows[m.group(1)] = int(m.group(2))
+    return rows
+
+
+def processes(text: str) -> Dict[int, Tuple[str, int]]:
+    """PID -> (COMM, COUNT) of the last interval printed."""
+    rows: Dict[int, Tuple[str, int]] = {}
+    for line in text.splitlines():
+        if line.startswith("PID    COMM"):
+            rows = {}
+        m = re.match(r"^(\d+) +(\S+) +(\d+)( +\d+\.\d+)?$", line)
+        if m:
+            rows[int(m.group(1))] = (m.group(2), int(m.group(3)))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def runs() -> Iterator[Tuple[int, Dict[str, Tool]]]:
+    child = subprocess.Popen([sys.executable, "-c", WORKLOAD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+    pid = str(child.pid)
+    variants: Dict[str, List[str]] = {
+        "pid": ["-p", pid],
+        "wide": ["-T", "1000"],
+        "process": ["-P", "-T", "100000"],
+        "failures": ["-x", "-p", pid],
+        "errno": ["-e", "ENOENT", "-p", pid],
+        "other_errno": ["-e", "EPERM", "-p", pid],
+        "latency": ["-L", "-p", pid],
+        "latency_ms_process": ["-L", "-m", "-P", "-p", pid],
+        "json": ["--json", "-p", pid],
+        "json_process": ["--json", "-P", "-L", "-p", pid],
+        "syscall": ["--syscall", "getppid"],
+        "tid": ["-t", pid],
+        "ppid": ["-c", str(os.getpid())],
+        "interval": ["-i", "1", "-d", "2"],
+        "exec": ["--exec", sys.executable, "-c", f"import os\nfor _ in range({EXEC_CALLS}): os.getppid()"],
+    }
+    tools = {name: Tool("syscount", args) for name, args in variants.items()}
+    try:
+        deadline = time.monotonic() + 30
+        for t in tools.values():
+            t.wait_ready(deadline)
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline() == "done\n"
+        child.wait(timeout=10)
+        for name, t in tools.items():
+            t.finish(interrupt=name not in ("interval", "exec"))
+        yield child.pid, tools
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        for t in tools.values():
+            if t.proc.poll() is None:
+                t.proc.kill()
+                t.proc.wait()
+
+
+def ended_cleanly(t: Tool) -> List[str]:
+    assert t.rc == 0 and t.err == "", t.err
+    lines = t.out.splitlines()
+    assert re.match(r"^\[\d\d:\d\d:\d\d\]$", lines[0]), t.out
+    assert lines[-2:] == ["", "Detaching..."]
+    return lines
+
+
+def test_the_childs_getppid_calls_by_pid(runs: Tuple[int, Dict[str, Tool]]) -> None:
+    _, tools = runs
+    for name in ("pid", "tid", "ppid", "wide"):
+        t = tools[name]
+        if name != "wide":
+            assert t.banner == "Tracing syscalls, printing top 10... Ctrl+C to quit."
+        lines = ended_cleanly(t)
+        assert lines[1] == "SYSCALL                   COUNT"
+        assert counts(t.out).get("getppid", 0) >= CALLS, (name, t.out)
+    assert counts(tools["pid"].out).get("openat", 0) >= FAILS
+
+
+def test_one_syscall_only(runs: Tuple[int, Dict[str, Tool]]) -> None:
+    t = runs[1]["syscall"]
+    assert t.banner == "Tracing syscall 'getppid'... Ctrl+C to quit."
+    ended_cleanly(t)
+    rows = counts(t.out)
+    assert list(rows) == ["getppid"] and rows["getppid"] >= CALLS
+
+
+def test_per_process_shows_pid_and_comm(runs: Tuple[int, Dict[str, Tool]]) -> None:
+    pid, tools = runs
+    t = tools["process"]
+    lines = ended_cleanly(t)
+    assert lines[1] == "PID    COMM               COUNT"
+    comm, count = processes(t.out)[pid]
+    assert comm == COMM and count >= CALLS + FAILS
+
+
+def test_failures_and_errno(runs: Tuple[int, Dict[str, Tool]]) -> None:
+    _, tools = runs
+    t = tools["failures"]
+    assert t.banner == "Tracing failed syscalls, printing top 10... Ctrl+C to quit."
+    ended_cleanly(t)
+    rows = counts(t.out)
+    assert rows.get("openat", 0) >= FAILS and "getppid" not in rows
+    rows = counts(tools["errno"].out)
+    assert rows.get("openat", 0) >= FAILS and "getppid" not in rows
+    assert "openat" not in counts(tools["other_errno"].out)
+
+
+def test_latency_column(runs: Tuple[int, Dict[str, Tool]]) -> None:
+    pid, tools = runs
+    t = tools["latency"]
+    lines = ended_cleanly(t)
+    assert lines[1] == "SYSCALL                   COUNT        TIME (us)"
+    row = [line for line in lines if line.startswith("getppid ")]
+    assert row and re.match(r"^getppid {15} (.{8}) (.{16})$", row[0])
+    count, total = row[0].split()[1:]
+    assert int(count) >= CALLS and float(total) > 0 and re.match(r"^\d+\.\d{3}$", total)
+    t = tools["latency_ms_process"]
+    lines = ended_cleanly(t)
+    assert lines[1] == "PID    COMM               COUNT        TIME (ms)"
+    assert processes(t.out)[pid][0] == COMM
+
+
+def test_json_intervals(runs: Tuple[int, Dict[str, Tool]]) -> None:
+    pid, tools = runs
+    t = tools["json"]
+    assert t.rc == 0 and t.err == ""
+    (rec,) = [json.loads(line) for line in t.out.splitlines()]
+    by_name = {e["syscall"]: e for e in rec["syscalls"]}
+    assert by_name["getppid"]["count"] >= CALLS and by_name["getppid"]["nr"] >= 0
+    (rec,) = [json.loads(line) for line in tools["json_process"].out.splitlines()]
+    (entry,) = rec["processes"]
+    assert entry["pid"] == pid and entry["comm"] == COMM and entry["count"] >= CALLS and entry["total_ns"] > 0
+
+
+def test_interval_and_duration(runs: Tuple[int, Dict[str, Tool]]) -> None:
+    lines = ended_cleanly(runs[1]["interval"])
+    assert len([line for line in lines if re.match(r"^\[\d\d:\d\d:\d\d\]$", line)]) == 2
+    assert lines.count("SYSCALL                   COUNT") == 2
+
+
+def test_exec_traces_the_command_until_it_exits(runs: Tuple[int, Dict[str, Tool]]) -> None:
+    t = runs[1]["exec"]
+    ended_cleanly(t)
+    assert counts(t.out).get("getppid", 0) >= EXEC_CALLS
+
+
+def test_no_privileges() -> None:
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("no setpriv to drop capabilities with")
+    t = Tool("syscount", ["-d", "1"], prefix=[setpriv, "--inh-caps=-all", "--bounding-set=-all", "--"])
+    t.finish(interrupt=False)
+    assert t.rc == 1 and t.out == ""
+    assert t.err == "ebpf syscount: error: needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)\n"
