@@ -6,8 +6,9 @@ value exceeds the scale, the wider layout when the top slot is above 32, ``strip
 and ``json_hist`` builds BCC's ``print_json_hist`` object.
 
 Slots follow BCC: a log2 slot ``i`` (``i >= 1``) counts values in ``[2**(i-1), 2**i - 1]``
-(slot 1 is printed as ``0 -> 1``): a program computes it as ``L.log2l(v) + 1`` for ``v > 0``
-(``L.log2l`` is ``floor(log2(v))``, like libbpf-tools' slot, which is BCC's minus one). Output is written as soon as it is formed, with a flush,
+(slot 1 is printed as ``0 -> 1``): a program computes it as ``L.log2l(v) + 1`` for
+``v > 0`` (``L.log2l`` is ``floor(log2(v))``, libbpf-tools' slot, which is BCC's minus one).
+Output is written as soon as it is formed, with a flush,
 so that a pipe or a file sees each interval at once.
 """
 
