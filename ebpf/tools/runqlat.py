@@ -319,53 +319,26 @@ def build(plan: Plan) -> Any:
 # ---- running -------------------------------------------------------------------------------------
 
 
-def choose_hooks(forced: str) -> str:
-    """tp_btf where the kernel loads it, else raw tracepoints (with kernel BTF), else classic ones."""
-    if forced != "auto":
-        return forced
-    from ebpf import features
-    from ebpf.errors import PermissionDenied
-
-    try:
-        if features.have_tp_btf("sched_switch"):
-            return "tp_btf"
-    except PermissionDenied:  # --ebpf without privileges: assume what a kernel with BTF offers
-        return "tp_btf" if features.have_btf() else "tracepoint"
-    if features.have_btf():
-        return "raw_tp"
-    return "tracepoint"
-
-
-def _disassembly(coll: Any) -> str:
-    from ebpf.asm.disasm import disassemble
-
-    out = []
-    for name, spec in coll.spec().programs.items():
-        out.append(f"# {name}: {spec.type.name.lower()} {spec.attach_to}")
-        out.append(disassemble(spec.instructions, annotate=True))
-    return "\n".join(out)
-
-
 def run(argv: List[str]) -> int:
     import signal
     import sys
 
     from ebpf.errors import EbpfError
     from ebpf.report import Output
-    from ebpf.tools.runtime import Stopper, interval_loop, require
+    from ebpf.tools.runtime import Stopper, choose_hooks, disassembly, interval_loop, require
 
     args = parse_args(argv)
     if not args.ebpf:
         from ebpf.sys.caps import has_bpf_privileges
 
         require(has_bpf_privileges(), f"{NAME} needs root (or CAP_BPF and CAP_PERFMON) to load its programs")
-    hooks = choose_hooks(args.hooks)
+    hooks = choose_hooks("sched_switch", args.hooks)
     section = section_of(args)
     if hooks == "tracepoint" and section == "pidns":
         raise EbpfError("--pidnss needs tp_btf or raw tracepoints: the sched tracepoints do not name namespaces")
     coll = build(Plan(args, hooks))
     if args.ebpf:
-        print(_disassembly(coll))
+        print(disassembly(coll))
         return 0
 
     unit = "msecs" if args.milliseconds else "usecs"

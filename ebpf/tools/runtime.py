@@ -106,3 +106,33 @@ def require(condition: bool, message: str) -> None:
     """Fail the tool with one line when a precondition does not hold."""
     if not condition:
         raise EbpfError(message)
+
+
+def choose_hooks(probe_event: str, forced: str = "auto") -> str:
+    """How to hook scheduler/block/irq events, the way libbpf-tools choose: ``tp_btf`` where the
+    kernel loads one on ``probe_event``, else ``raw_tp`` (kernel BTF for CO-RE reads), else the
+    classic ``tracepoint``. ``forced`` (a tool's hidden ``--hook``) overrides the probe."""
+    if forced != "auto":
+        return forced
+    from ebpf import features
+    from ebpf.errors import PermissionDenied
+
+    try:
+        if features.have_tp_btf(probe_event):
+            return "tp_btf"
+    except PermissionDenied:  # --ebpf without privileges: assume what a kernel with BTF offers
+        return "tp_btf" if features.have_btf() else "tracepoint"
+    if features.have_btf():
+        return "raw_tp"
+    return "tracepoint"
+
+
+def disassembly(coll: Any) -> str:
+    """Every program of a DSL collection as assembly text (BCC's ``--ebpf``)."""
+    from ebpf.asm.disasm import disassemble
+
+    out = []
+    for name, spec in coll.spec().programs.items():
+        out.append(f"# {name}: {spec.type.name.lower()} {spec.attach_to}")
+        out.append(disassemble(spec.instructions, annotate=True))
+    return "\n".join(out)

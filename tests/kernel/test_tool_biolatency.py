@@ -20,6 +20,7 @@ import pytest
 
 import ebpf
 from ebpf.tools import biolatency as B
+from ebpf.tools.runtime import choose_hooks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(ebpf.__file__)))
 ROW = re.compile(r"^\s+(\d+) -> (\d+)\s+: (\d+)\s+\|[*+ ]*\|$")
@@ -158,7 +159,7 @@ def test_auto_chooses_tp_btf_where_the_kernel_has_it() -> None:
     from ebpf import features
 
     expected = "tp_btf" if features.have_tp_btf("block_rq_issue") else "raw_tp" if features.have_btf() else "tracepoint"
-    assert B.choose_hooks("auto") == expected
+    assert choose_hooks("block_rq_issue") == expected
 
 
 def test_one_interval_counts_the_direct_io() -> None:

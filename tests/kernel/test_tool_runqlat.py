@@ -18,6 +18,7 @@ import pytest
 
 import ebpf
 from ebpf.tools import runqlat as R
+from ebpf.tools.runtime import choose_hooks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(ebpf.__file__)))
 ROW = re.compile(r"^\s+(\d+) -> (\d+)\s+: (\d+)\s+\|[*+ ]*\|$")
@@ -148,7 +149,7 @@ def test_auto_chooses_tp_btf_where_the_kernel_has_it() -> None:
     from ebpf import features
 
     expected = "tp_btf" if features.have_tp_btf("sched_switch") else "raw_tp" if features.have_btf() else "tracepoint"
-    assert R.choose_hooks("auto") == expected
+    assert choose_hooks("sched_switch") == expected
 
 
 def test_one_interval_has_the_run_queue_waits() -> None:

@@ -1,0 +1,77 @@
+"""Running a tool (ours with ``python -m ebpf.tools.NAME``, or a C tool by path) and reading
+its output line by line in a thread, for the tools' kernel tests."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Callable, List, Optional
+
+ROOT = pathlib.Path(__file__).parents[2]
+
+
+class ToolRun:
+    """``python -m ebpf.tools.NAME args`` with its stdout read line by line in a thread."""
+
+    def __init__(self, name: str, *args: str) -> None:
+        """``name`` is one of our tools, or the path of a C tool (run with line-buffered stdout:
+        libbpf-tools use stdio, fully buffered on a pipe, and do not call setvbuf)."""
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        argv = ["stdbuf", "-oL", name, *args] if name.startswith("/") else \
+            [sys.executable, "-m", f"ebpf.tools.{name}", *args]
+        self.proc = subprocess.Popen(argv, cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, errors="replace")
+        self.lines: queue.Queue[Optional[str]] = queue.Queue()
+        self.seen: List[str] = []
+        self.stderr = ""
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def wait_for(self, match: Callable[[str], bool], timeout: float = 10.0,
+                 poke: Optional[Callable[[], None]] = None) -> str:
+        """The first line (seen or to come) that ``match``es; ``poke`` is called every 0.2 s until."""
+        for line in self.seen:
+            if match(line):
+                return line
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if poke is not None:
+                poke()
+            try:
+                line = self.lines.get(timeout=0.2 if poke is not None else max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            self.seen.append(line)
+            if match(line):
+                return line
+        self.stop(signal.SIGKILL)
+        raise AssertionError(f"no matching line; output: {self.seen[-20:]}; stderr: {self.stderr}")
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout)
+        assert self.proc.stderr is not None
+        self.stderr = self.proc.stderr.read()
+        while True:
+            try:
+                line = self.lines.get(timeout=5)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.seen.append(line)
+        return rc
