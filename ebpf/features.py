@@ -18,10 +18,13 @@ import errno
 import os
 import struct
 import threading
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 from ebpf.errors import EbpfError, PermissionDenied, SyscallError
-from ebpf.uapi import AttachType, HelperId, MapType, ProgType
+from ebpf.uapi import AttachType, MapType, ProgType
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ebpf.uapi import HelperId  # imported where used: the enum is not free to build
 
 __all__ = [
     "Feature", "probe_program_type", "probe_map_type", "probe_helper", "have_program_type", "have_map_type",
@@ -230,6 +233,7 @@ _HELPER_NOT_FOR_TYPE = "program of this type cannot use helper"
 def probe_helper(ptype: Union[ProgType, str, int], helper: Union[HelperId, str, int]) -> Feature:
     """Can programs of ``ptype`` call ``helper``?"""
     from ebpf.program import prog_type_of
+    from ebpf.uapi import HelperId
 
     pt = prog_type_of(ptype)
     if isinstance(helper, str):
@@ -443,11 +447,11 @@ def have_ringbuf() -> bool:
 
 
 def have_bpf_loop() -> bool:
-    return have_helper(ProgType.TRACEPOINT, HelperId.loop)
+    return have_helper(ProgType.TRACEPOINT, "loop")
 
 
 def have_bpf_cookie() -> bool:
-    return have_helper(ProgType.KPROBE, HelperId.get_attach_cookie)
+    return have_helper(ProgType.KPROBE, "get_attach_cookie")
 
 
 def have_bpf_link() -> bool:
@@ -576,11 +580,11 @@ def have_tcx() -> bool:
 
 # --- all of it --------------------------------------------------------------------------------
 
-_SUMMARY_HELPERS = (
-    (ProgType.TRACEPOINT, HelperId.loop), (ProgType.TRACEPOINT, HelperId.ringbuf_output),
-    (ProgType.TRACEPOINT, HelperId.perf_event_output), (ProgType.TRACEPOINT, HelperId.get_stackid),
-    (ProgType.KPROBE, HelperId.get_attach_cookie), (ProgType.KPROBE, HelperId.override_return),
-    (ProgType.KPROBE, HelperId.probe_write_user), (ProgType.TRACING, HelperId.get_func_ip),
+_SUMMARY_HELPERS = (  # HelperId names (the enum is imported by probe_helper when used)
+    (ProgType.TRACEPOINT, "loop"), (ProgType.TRACEPOINT, "ringbuf_output"),
+    (ProgType.TRACEPOINT, "perf_event_output"), (ProgType.TRACEPOINT, "get_stackid"),
+    (ProgType.KPROBE, "get_attach_cookie"), (ProgType.KPROBE, "override_return"),
+    (ProgType.KPROBE, "probe_write_user"), (ProgType.TRACING, "get_func_ip"),
 )
 
 

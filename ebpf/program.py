@@ -7,7 +7,6 @@ closes deterministically.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
 from ebpf.errors import LoadError
@@ -48,25 +47,41 @@ def attach_type_of(value: Union[AttachType, str, int, None]) -> Optional[AttachT
         raise LoadError(f"unknown attach type {value!r}") from None
 
 
-@dataclasses.dataclass
+_FIELDS = ("name", "type", "instructions", "license", "attach_to", "attach_type", "attach_btf_id", "flags",
+           "kern_version", "extras")
+_NEW_DICT: Any = object()  # ``extras`` not given: a fresh dict (what dataclasses' default_factory did)
+
+
 class ProgramSpec:
     """Everything needed to load one program; no kernel state.
 
     ``attach_to`` names the hook (``"syscalls/sys_enter_openat"`` for a tracepoint,
     ``"sched_switch"`` for a raw tracepoint); ``attach_type`` is the kernel's
     expected_attach_type where the program type needs one.
+
+    A plain class with the ``__init__``, ``__repr__`` and ``__eq__`` a dataclass would have:
+    ``dataclasses`` imports ``inspect``, which costs milliseconds at every tool's start.
     """
 
-    name: str
-    type: ProgType
-    instructions: List[Instruction]
-    license: str = "GPL"
-    attach_to: str = ""
-    attach_type: Optional[AttachType] = None
-    attach_btf_id: int = 0
-    flags: int = 0
-    kern_version: int = 0
-    extras: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    __match_args__ = ("name", "type", "instructions", "license", "attach_to", "attach_type", "attach_btf_id",
+                      "flags", "kern_version", "extras")
+    __hash__ = None  # type: ignore[assignment]  # mutable and compared by value, as a dataclass
+
+    def __init__(self, name: str, type: Union[ProgType, str, int], instructions: List[Instruction],
+                 license: str = "GPL", attach_to: str = "", attach_type: Union[AttachType, str, int, None] = None,
+                 attach_btf_id: int = 0, flags: int = 0, kern_version: int = 0,
+                 extras: Dict[str, Any] = _NEW_DICT) -> None:
+        self.name = name
+        self.type: ProgType = type  # type: ignore[assignment]  # normalised below
+        self.instructions = instructions
+        self.license = license
+        self.attach_to = attach_to
+        self.attach_type: Optional[AttachType] = attach_type  # type: ignore[assignment]  # normalised below
+        self.attach_btf_id = attach_btf_id
+        self.flags = flags
+        self.kern_version = kern_version
+        self.extras: Dict[str, Any] = {} if extras is _NEW_DICT else extras
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         self.type = prog_type_of(self.type)
@@ -74,8 +89,21 @@ class ProgramSpec:
         if not self.name:
             raise LoadError("a program needs a name")
 
+    def _values(self) -> tuple:
+        return tuple(getattr(self, f) for f in _FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return self._values() == other._values()
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{f}={getattr(self, f)!r}" for f in _FIELDS)
+        return f"{type(self).__qualname__}({inner})"
+
     def copy(self) -> ProgramSpec:
-        return dataclasses.replace(self, instructions=list(self.instructions), extras=dict(self.extras))
+        return type(self)(self.name, self.type, list(self.instructions), self.license, self.attach_to,
+                          self.attach_type, self.attach_btf_id, self.flags, self.kern_version, dict(self.extras))
 
 
 class Program:

@@ -14,7 +14,6 @@ so that a pipe or a file sees each interval at once.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from typing import IO, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
@@ -164,6 +163,8 @@ class Output:
 
     def record(self, obj: Mapping[str, Any]) -> None:
         """One JSON object on one line."""
+        import json  # only --json output needs it
+
         self.stream.write(json.dumps(obj, separators=(", ", ": ")) + "\n")
         self.stream.flush()
 

@@ -1,6 +1,8 @@
-"""Regenerate ebpf/uapi/_generated.py from the kernel's uapi bpf.h.
+"""Regenerate ebpf/uapi/_generated.py and ebpf/uapi/_helpers.py from the kernel's uapi bpf.h.
 
 Run: python tools_dev/gen_uapi.py path/to/include/uapi/linux/bpf.h > ebpf/uapi/_generated.py
+     python tools_dev/gen_uapi.py --helpers path/to/include/uapi/linux/bpf.h > ebpf/uapi/_helpers.py
+(the helper ids live apart so that start-up does not pay for their enum unless it is used).
 The numbers are the kernel's ABI; this script only transcribes them.
 """
 
@@ -38,8 +40,28 @@ def emit(cls: str, doc: str, items: list, strip: str) -> str:
     return "\n".join(lines) + "\n\n\n"
 
 
+HELPERS_DOC = (
+    '"""Helper ids transcribed from include/uapi/linux/bpf.h (tools_dev/gen_uapi.py --helpers).\n\n'
+    "Apart from :mod:`ebpf.uapi._generated` because building this enum (200+ members) costs more\n"
+    "than a millisecond: :mod:`ebpf.uapi` imports it on first use of ``HelperId`` only.\n"
+    '"""\n\n'
+    "from enum import IntEnum\n\n\n"
+)
+
+
 def main() -> None:
-    text = open(sys.argv[1]).read()
+    args = sys.argv[1:]
+    helpers_only = args[:1] == ["--helpers"]
+    text = open(args[-1]).read()
+    if helpers_only:
+        # helpers: FN(name, id, ...)
+        m = re.search(r"#define ___BPF_FUNC_MAPPER\(FN, ctx\.\.\.\)(.*?)\n\s*/\*", text, re.S)
+        assert m
+        helpers = [(n, int(i)) for n, i in re.findall(r"FN\((\w+), (\d+)", m.group(1))]
+        doc = "enum bpf_func_id: helper ids (name without the bpf_ prefix)."
+        out = [HELPERS_DOC, emit("HelperId", doc, helpers, "")]
+        sys.stdout.write("".join(out).rstrip() + "\n")
+        return
     out = [
         '"""Kernel ABI numbers transcribed from include/uapi/linux/bpf.h (tools_dev/gen_uapi.py)."""\n\n'
         "from enum import IntEnum\n\n\n"
@@ -51,11 +73,6 @@ def main() -> None:
     out.append(emit("LinkType", "enum bpf_link_type.", enum_body(text, "bpf_link_type"), "BPF_LINK_TYPE_"))
     out.append(emit("StatsType", "enum bpf_stats_type.", enum_body(text, "bpf_stats_type"), "BPF_STATS_"))
     out.append(emit("CoreReloKind", "enum bpf_core_relo_kind.", enum_body(text, "bpf_core_relo_kind"), "BPF_CORE_"))
-    # helpers: FN(name, id, ...)
-    m = re.search(r"#define ___BPF_FUNC_MAPPER\(FN, ctx\.\.\.\)(.*?)\n\s*/\*", text, re.S)
-    assert m
-    helpers = [(n, int(i)) for n, i in re.findall(r"FN\((\w+), (\d+)", m.group(1))]
-    out.append(emit("HelperId", "enum bpf_func_id: helper ids (name without the bpf_ prefix).", helpers, ""))
     sys.stdout.write("".join(out).rstrip() + "\n")
 
 

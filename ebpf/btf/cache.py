@@ -22,7 +22,6 @@ import mmap
 import os
 import struct
 import sys
-import tempfile
 import zlib
 from typing import List, Optional, Sequence, Tuple
 
@@ -179,6 +178,8 @@ def _write(cache_file: str, btf: BTF, prefix: str, blob_size: int) -> None:
     hashes = btf.name_hashes
     directory = os.path.dirname(cache_file)
     try:
+        import tempfile  # only when saving: not on a warm start's path
+
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
         try:
             with os.fdopen(fd, "wb") as f:

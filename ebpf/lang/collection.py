@@ -91,9 +91,10 @@ class ProgramDecl:
         raise RuntimeError(f"{self.name} is an eBPF program: load the collection and attach it")
 
     def compile(self) -> ProgramSpec:
-        from ebpf.lang.compiler import compile_program
+        """Compile the function (or read the result back from the on-disk compile cache)."""
+        from ebpf.lang.compile_cache import compile_cached
 
-        return compile_program(self)
+        return compile_cached(self)
 
     def __repr__(self) -> str:
         return f"<program {self.name} {self.kind} {self.attach_to}>"

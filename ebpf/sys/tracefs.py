@@ -6,7 +6,6 @@ tracefs mount will do), then at the usual places, and as root mount it at /sys/k
 
 from __future__ import annotations
 
-import ctypes
 import os
 from typing import Optional
 
@@ -41,6 +40,8 @@ def _from_mountinfo(mountinfo: str = "/proc/self/mountinfo") -> Optional[str]:
 
 
 def _mount(target: str) -> None:
+    import ctypes  # only to mount tracefs, which is rarely needed
+
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.mount(b"tracefs", target.encode(), b"tracefs", 0, None) != 0:
         err = ctypes.get_errno()

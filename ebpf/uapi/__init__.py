@@ -1,22 +1,27 @@
 """Kernel ABI constants in one place, as IntEnums with the uapi names.
 
 The big enums (commands, map/program/attach/link types, CO-RE relocation kinds, helper ids) are
-transcribed from include/uapi/linux/bpf.h into :mod:`ebpf.uapi._generated`; the few flags below
-are small enough to keep by hand.
+transcribed from include/uapi/linux/bpf.h into :mod:`ebpf.uapi._generated` and (the helper ids)
+:mod:`ebpf.uapi._helpers`; the few flags below are small enough to keep by hand. ``HelperId`` is
+imported on first use: its 200+ members cost more than a millisecond at every start otherwise.
 """
 
 from enum import IntEnum, IntFlag
+from typing import TYPE_CHECKING
 
+from ebpf.lazy import lazy_exports
 from ebpf.uapi._generated import (
     AttachType,
     BpfCmd,
     CoreReloKind,
-    HelperId,
     LinkType,
     MapType,
     ProgType,
     StatsType,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ebpf.uapi._helpers import HelperId  # noqa: F401
 
 __all__ = [
     "AttachType", "BpfCmd", "CoreReloKind", "HelperId", "LinkType", "MapType", "ProgType",
@@ -102,3 +107,6 @@ RINGBUF_HDR_SZ = 8
 F_CURRENT_CPU = 0xFFFFFFFF
 STACK_FLAGS = {"SKIP_FIELD_MASK": 0xFF, "USER_STACK": 1 << 8, "FAST_STACK_CMP": 1 << 9, "REUSE_STACKID": 1 << 10}
 TEST_RUN_FLAGS = {"ON_CPU": 1 << 0, "XDP_LIVE_FRAMES": 1 << 1}
+
+
+__getattr__, __dir__ = lazy_exports(__name__, {"HelperId": "ebpf.uapi._helpers"})
