@@ -116,7 +116,7 @@ class CompileError(EbpfError):
 
 
 class BTFError(EbpfError):
-    """A BTF blob that is malformed or truncated, or a type that is not where it was expected."""
+    """Malformed or truncated BTF, a type id or string offset out of range, or a missing type."""
 
 
 class RelocationError(EbpfError):

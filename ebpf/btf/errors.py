@@ -1,4 +1,4 @@
-"""The one exception BTF reading raises.
+"""The one exception BTF reading raises (defined with the others in :mod:`ebpf.errors`).
 
 A blob comes from outside (a file, a kernel, a module): when it is bad or cut short, the
 caller gets a :class:`BTFError` naming the part that is wrong and where, never an
@@ -7,8 +7,6 @@ caller gets a :class:`BTFError` naming the part that is wrong and where, never a
 
 from __future__ import annotations
 
-from ebpf.errors import EbpfError
+from ebpf.errors import BTFError
 
-
-class BTFError(EbpfError):
-    """Malformed or truncated BTF, a type id or string offset out of range, or a missing type."""
+__all__ = ["BTFError"]
