@@ -10,57 +10,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Dict, Iterator, List, Sequence
+from typing import Dict, Iterator
 
 import pytest
+from toolrun import Tool
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKETS = 2000
-
-
-class Tool:
-    """One run of ``python -m ebpf.tools.NAME ARGS`` with its banner, output and status."""
-
-    def __init__(self, name: str, args: List[str], prefix: Sequence[str] = ()) -> None:
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.args = args
-        self.json = "--json" in args
-        self.proc = subprocess.Popen([*prefix, sys.executable, "-m", f"ebpf.tools.{name}", *args], cwd=ROOT,
-                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.banner = self.out = self.err = ""
-        self.rc: int = -1
-
-    def wait_ready(self, deadline: float) -> None:
-        """Read the banner line (stderr with --json) byte by byte, so that nothing is buffered."""
-        stream = self.proc.stderr if self.json else self.proc.stdout
-        assert stream is not None
-        fd = stream.fileno()
-        line = b""
-        while not line.endswith(b"\n"):
-            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                raise AssertionError(f"{self.args}: no banner in time")
-            ch = os.read(fd, 1)
-            if not ch:
-                self.finish(interrupt=False)
-                raise AssertionError(f"{self.args}: exited before its banner: {self.err}")
-            line += ch
-        self.banner = line.decode().rstrip("\n")
-
-    def finish(self, interrupt: bool = True, timeout: float = 30) -> Tool:
-        if interrupt and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        out, err = self.proc.communicate(timeout=timeout)
-        self.out, self.err, self.rc = out.decode(), err.decode(), self.proc.returncode
-        return self
 
 
 def table(text: str, column: str) -> Dict[str, int]:
