@@ -232,6 +232,23 @@ class EventLoop:
         self.reader.close()
 
 
+def event_printer(fmt: Any, out: Any, json_mode: bool) -> Callable[[Any], None]:
+    """A callback writing each event as a text line or a JSON object; the formatter returns
+    None for events the user-space filters drop."""
+
+    def show(ev: Any) -> None:
+        if json_mode:
+            obj = fmt.record(ev)
+            if obj is not None:
+                out.record(obj)
+        else:
+            line = fmt.text(ev)
+            if line is not None:
+                out.line(line)
+
+    return show
+
+
 def print_lost(count: int) -> None:
     sys.stderr.write(lost_line(count) + "\n")
     sys.stderr.flush()

@@ -359,15 +359,7 @@ def run(argv: List[str]) -> int:
                       targ_ppid=args.ppid or 0, ignore_failed=0 if args.fails else 1) as live:
         fmt = Formatter(args)
 
-        def show(ev: Any) -> None:
-            if args.json:
-                obj = fmt.record(ev)
-                if obj is not None:
-                    out.record(obj)
-            else:
-                line = fmt.text(ev)
-                if line is not None:
-                    out.line(line)
+        show = snoop.event_printer(fmt, out, args.json)
 
         loop = snoop.EventLoop(live, Event, show, ring=ring, pages=64)
         try:

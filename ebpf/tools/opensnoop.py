@@ -414,15 +414,7 @@ def run(argv: List[str]) -> int:
     out = Output(json_mode=args.json)
     fmt = Formatter(args)
 
-    def show(ev: Any) -> None:
-        if args.json:
-            obj = fmt.record(ev)
-            if obj is not None:
-                out.record(obj)
-        else:
-            line = fmt.text(ev)
-            if line is not None:
-                out.line(line)
+    show = snoop.event_printer(fmt, out, args.json)
 
     coll = build(ring, names, ring_bytes=args.buffer_pages * os.sysconf("SC_PAGE_SIZE"),
                  cgroupmap=bool(args.cgroupmap), mntnsmap=bool(args.mntnsmap))
