@@ -13,26 +13,13 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Dict, Iterator, Optional
 
 import pytest
-from toolrun import Tool
+from toolrun import Tool, run_all, table
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def table(text: str, column: str) -> Dict[str, int]:
-    """The rows under the last ``column`` header: name -> total."""
-    rows: Dict[str, int] = {}
-    for line in text.splitlines():
-        if line.startswith(column):
-            rows = {}
-        elif re.match(r"^\S+ +\d+$", line):
-            name, value = line.split()
-            rows[name] = int(value)
-    return rows
 
 
 def disk_irq() -> Optional[str]:
@@ -78,19 +65,8 @@ VARIANTS = {
 def runs() -> Iterator[Dict[str, Tool]]:
     tools = {name: Tool("hardirqs", args) for name, args in VARIANTS.items()}
     tools["interval"] = Tool("hardirqs", ["-T", "1", "2"])
-    try:
-        deadline = time.monotonic() + 30
-        for t in tools.values():
-            t.wait_ready(deadline)
-        direct_io()
-        for name, t in tools.items():
-            t.finish(interrupt=name != "interval")
-        yield tools
-    finally:
-        for t in tools.values():
-            if t.proc.poll() is None:
-                t.proc.kill()
-                t.proc.wait()
+    with run_all(tools, direct_io) as done:
+        yield done
 
 
 def positive_rows(t: Tool) -> Dict[str, int]:

@@ -17,22 +17,10 @@ from pathlib import Path
 from typing import Dict, Iterator
 
 import pytest
-from toolrun import Tool
+from toolrun import Tool, run_all, table
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKETS = 2000
-
-
-def table(text: str, column: str) -> Dict[str, int]:
-    """The rows under the last ``column`` header: name -> total."""
-    rows: Dict[str, int] = {}
-    for line in text.splitlines():
-        if line.startswith(column):
-            rows = {}
-        elif re.match(r"^\S+ +\d+$", line):
-            name, value = line.split()
-            rows[name] = int(value)
-    return rows
 
 
 def udp_burst(count: int, cpu: int = -1) -> None:
@@ -72,20 +60,12 @@ VARIANTS = {
 def runs() -> Iterator[Dict[str, Tool]]:
     tools = {name: Tool("softirqs", args) for name, args in VARIANTS.items()}
     tools["interval"] = Tool("softirqs", ["-T", "1", "2"])
-    try:
-        deadline = time.monotonic() + 30
-        for t in tools.values():
-            t.wait_ready(deadline)
+    def workload() -> None:
         udp_burst(PACKETS, cpu=1 if (os.cpu_count() or 1) > 1 else -1)
         time.sleep(0.3)  # a few timer ticks (HZ >= 100)
-        for name, t in tools.items():
-            t.finish(interrupt=name != "interval")
-        yield tools
-    finally:
-        for t in tools.values():
-            if t.proc.poll() is None:
-                t.proc.kill()
-                t.proc.wait()
+
+    with run_all(tools, workload) as done:
+        yield done
 
 
 def test_timer_softirqs_have_a_positive_total(runs: Dict[str, Tool]) -> None:

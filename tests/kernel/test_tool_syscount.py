@@ -13,12 +13,11 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
 import pytest
-from toolrun import Tool
+from toolrun import Tool, run_all
 
 ROOT = Path(__file__).resolve().parents[2]
 CALLS = 5000
@@ -88,26 +87,20 @@ def runs() -> Iterator[Tuple[int, Dict[str, Tool]]]:
         "exec": ["--exec", sys.executable, "-c", f"import os\nfor _ in range({EXEC_CALLS}): os.getppid()"],
     }
     tools = {name: Tool("syscount", args) for name, args in variants.items()}
-    try:
-        deadline = time.monotonic() + 30
-        for t in tools.values():
-            t.wait_ready(deadline)
+    def workload() -> None:
         assert child.stdin is not None and child.stdout is not None
         child.stdin.write("go\n")
         child.stdin.flush()
         assert child.stdout.readline() == "done\n"
         child.wait(timeout=10)
-        for name, t in tools.items():
-            t.finish(interrupt=name not in ("interval", "exec"))
-        yield child.pid, tools
+
+    try:
+        with run_all(tools, workload, ends_alone=("interval", "exec")) as done:
+            yield child.pid, done
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
-        for t in tools.values():
-            if t.proc.poll() is None:
-                t.proc.kill()
-                t.proc.wait()
 
 
 def ended_cleanly(t: Tool) -> List[str]:

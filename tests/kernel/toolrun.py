@@ -3,16 +3,18 @@ its output line by line in a thread, for the tools' kernel tests."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import queue
+import re
 import select
 import signal
 import subprocess
 import sys
 import threading
 import time
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 ROOT = pathlib.Path(__file__).parents[2]
 
@@ -113,3 +115,35 @@ class Tool:
         out, err = self.proc.communicate(timeout=timeout)
         self.out, self.err, self.rc = out.decode(), err.decode(), self.proc.returncode
         return self
+
+
+@contextlib.contextmanager
+def run_all(tools: Dict[str, Tool], workload: Callable[[], None], *,
+            ends_alone: Sequence[str] = ("interval",)) -> Iterator[Dict[str, Tool]]:
+    """Start every tool, wait for all banners, run ``workload``, then stop them with SIGINT (those
+    named in ``ends_alone`` end by themselves) and hand over their output; kill what is left."""
+    try:
+        deadline = time.monotonic() + 30
+        for t in tools.values():
+            t.wait_ready(deadline)
+        workload()
+        for name, t in tools.items():
+            t.finish(interrupt=name not in ends_alone)
+        yield tools
+    finally:
+        for t in tools.values():
+            if t.proc.poll() is None:
+                t.proc.kill()
+                t.proc.wait()
+
+
+def table(text: str, column: str) -> Dict[str, int]:
+    """The ``name value`` rows under the last ``column`` header of an irq tool's output."""
+    rows: Dict[str, int] = {}
+    for line in text.splitlines():
+        if line.startswith(column):
+            rows = {}
+        elif re.match(r"^\S+ +\d+$", line):
+            name, value = line.split()
+            rows[name] = int(value)
+    return rows
