@@ -2,9 +2,11 @@
 
 Each ``stapsdt`` note (type 3) describes one probe site: the address of its ``nop``, the link-time
 address of ``.stapsdt.base`` (to correct for prelinking), the semaphore's address (0 if none),
-then ``provider\\0name\\0args\\0``. Arguments are GNU as operands with a size prefix:
-``-4@%edi`` (signed 4-byte register), ``8@-16(%rbp)`` (memory at register + offset),
-``4@$5`` (constant), ``8@(%rax,%rdx,8)`` (base + index * scale).
+then ``provider\\0name\\0args\\0``. The section's layout is declared once with construct
+(:func:`note_formats`, imported only when USDT is used), which parses it and builds it (for
+tests). Arguments are GNU as operands with a size prefix: ``-4@%edi`` (signed 4-byte register),
+``8@-16(%rbp)`` (memory at register + offset), ``4@$5`` (constant), ``8@(%rax,%rdx,8)``
+(base + index * scale).
 
 Attaching puts one uprobe on every site (the site index as BPF cookie) with the semaphore's file
 offset as ``ref_ctr_offset`` so that the kernel sets the semaphore while the probe exists.
@@ -14,9 +16,9 @@ argument from the ``pt_regs`` context (and from user memory for memory operands)
 
 from __future__ import annotations
 
+import functools
 import re
-import struct
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from ebpf.attach.link import Link, MultiLink
 from ebpf.attach.uprobe import attach_uprobe
@@ -166,27 +168,87 @@ class UsdtProbe(NamedTuple):
         return parse_args(self.args_text)
 
 
-def parse_notes(desc_and_names: List[bytes], elf: Any, path: str, base_addr: Optional[int]) -> List[UsdtProbe]:
-    probes = []
-    for desc in desc_and_names:
-        pc, note_base, sema = struct.unpack_from("<QQQ", desc, 0)
-        rest = desc[24:]
-        provider, name, args = (rest.split(b"\0") + [b"", b"", b""])[:3]
-        if base_addr is not None and note_base:
-            pc += base_addr - note_base
-            if sema:
-                sema += base_addr - note_base
-        probes.append(UsdtProbe(
-            path, provider.decode(), name.decode(), pc, elf.vaddr_to_offset(pc),
-            sema, elf.vaddr_to_offset(sema, executable=False) if sema else 0, args.decode(),
-        ))
-    return probes
+@functools.cache
+def note_formats(little_endian: bool = True, bits: int = 64) -> Tuple[Any, Any]:
+    """The construct declarations ``(notes, stapsdt)`` for one ELF byte order and class.
+
+    ``notes`` is a whole note section: ``{u32 namesz; u32 descsz; u32 type; name; desc}`` records,
+    name and desc each padded to 4 bytes (namesz counts the name's NUL, descsz is the desc's
+    length, both rebuilt when building). ``stapsdt`` is the desc of one ``stapsdt`` note: three
+    addresses of the ELF's word size, then three NUL-terminated strings. Both parse and build;
+    construct is imported here, so only programs that use USDT pay for it.
+    """
+    import construct as C
+
+    if bits not in (32, 64):
+        raise AttachError(f"ELF class {bits} is not 32 or 64 bits")
+    u32 = C.Int32ul if little_endian else C.Int32ub
+    addr = {(32, True): C.Int32ul, (32, False): C.Int32ub, (64, True): C.Int64ul, (64, False): C.Int64ub}[
+        (bits, little_endian)]
+    note = C.Struct(
+        "namesz" / C.Rebuild(u32, lambda ctx: len(ctx.name.encode("ascii")) + 1),
+        "descsz" / C.Rebuild(u32, C.len_(C.this.desc)),
+        "type" / u32,
+        "name" / C.Aligned(4, C.PaddedString(C.this.namesz, "ascii")),
+        "desc" / C.Aligned(4, C.Bytes(C.this.descsz)),
+    )
+    stapsdt = C.Struct(
+        "pc" / addr,
+        "base" / addr,
+        "semaphore" / addr,
+        "provider" / C.CString("utf8"),
+        "name" / C.CString("utf8"),
+        "args" / C.CString("utf8"),
+    )
+    # Terminated: a note cut short is an error, not the silent end of the section
+    return C.FocusedSeq("notes", "notes" / C.GreedyRange(note), C.Terminated), stapsdt
+
+
+class StapsdtNote(NamedTuple):
+    """One ``stapsdt`` note as written in the file (addresses before any prelink correction)."""
+
+    pc: int
+    base: int  # link-time address of .stapsdt.base
+    semaphore: int
+    provider: str
+    name: str
+    args: str
+
+
+def parse_notes(data: bytes, little_endian: bool = True, bits: int = 64) -> List[StapsdtNote]:
+    """The ``stapsdt`` notes (type 3, name "stapsdt") of a ``.note.stapsdt`` section's bytes;
+    other notes are skipped. A malformed section is an AttachError."""
+    import construct as C
+
+    notes, stapsdt = note_formats(little_endian, bits)
+    try:
+        out = []
+        for n in notes.parse(data):
+            if n.type == NT_STAPSDT and n.name == "stapsdt":
+                d = stapsdt.parse(n.desc)
+                out.append(StapsdtNote(d.pc, d.base, d.semaphore, d.provider, d.name, d.args))
+        return out
+    except (C.ConstructError, UnicodeDecodeError) as e:
+        raise AttachError(f"malformed .note.stapsdt section: {str(e).splitlines()[0][:200]}") from None
+
+
+def build_notes(entries: List[StapsdtNote], little_endian: bool = True, bits: int = 64) -> bytes:
+    """The bytes of a ``.note.stapsdt`` section holding ``entries`` (the inverse of parse_notes)."""
+    notes, stapsdt = note_formats(little_endian, bits)
+    return bytes(notes.build([
+        {"type": NT_STAPSDT, "name": "stapsdt", "desc": stapsdt.build(e._asdict())} for e in entries]))
+
+
+def _elf_ident(path: str, f: Any) -> Tuple[bool, int]:
+    """(little endian, bits) from e_ident: EI_CLASS is byte 4 (1: 32, 2: 64), EI_DATA byte 5 (1: LE, 2: BE)."""
+    ident = f.read(6)
+    if len(ident) < 6 or ident[4] not in (1, 2) or ident[5] not in (1, 2):
+        raise AttachError(f"{path}: not an ELF file with a known class and byte order")
+    return ident[5] == 1, 32 * ident[4]
 
 
 def usdt_probes(binary: str, pid: Optional[int] = None) -> List[UsdtProbe]:
     """Every USDT probe site of ``binary`` (a path or library name)."""
-    from elftools.elf.elffile import ELFFile
-
     from ebpf.symbols.elf import SymbolError, elf_file
     from ebpf.symbols.libraries import resolve_binary
 
@@ -195,27 +257,31 @@ def usdt_probes(binary: str, pid: Optional[int] = None) -> List[UsdtProbe]:
         info = elf_file(path)
     except SymbolError as e:
         raise AttachError(f"cannot read USDT probes of {binary}: {e}") from None
-    descs: List[bytes] = []
-    with open(path, "rb") as f:
-        elf = ELFFile(f)
-        if elf.elfclass != 64:
-            raise AttachError(f"{path}: only 64-bit ELF files are supported for USDT")
-        section = elf.get_section_by_name(".note.stapsdt")
-        if section is None:
-            return []
-        data = section.data()
-    pos = 0
-    while pos + 12 <= len(data):
-        namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
-        pos += 12
-        name = data[pos:pos + namesz]
-        pos += (namesz + 3) & ~3
-        desc = data[pos:pos + descsz]
-        pos += (descsz + 3) & ~3
-        if ntype == NT_STAPSDT and name.rstrip(b"\0") == b"stapsdt":
-            descs.append(desc)
+    section = info.sections.get(".note.stapsdt")
+    if section is None:
+        return []
+    try:
+        with open(path, "rb") as f:
+            little, bits = _elf_ident(path, f)
+            f.seek(section[1])
+            data = f.read(section[2])
+    except OSError as e:
+        raise AttachError(f"cannot read USDT probes of {path}: {e.strerror}") from None
     base = info.sections.get(".stapsdt.base")
-    return parse_notes(descs, info, path, base[0] if base else None)
+    base_addr = base[0] if base else None
+    probes = []
+    for n in parse_notes(data, little, bits):
+        pc, sema = n.pc, n.semaphore
+        if base_addr is not None and n.base:  # prelinked: shift by how far .stapsdt.base moved
+            pc += base_addr - n.base
+            if sema:
+                sema += base_addr - n.base
+        try:
+            probes.append(UsdtProbe(path, n.provider, n.name, pc, info.vaddr_to_offset(pc), sema,
+                                    info.vaddr_to_offset(sema, executable=False) if sema else 0, n.args))
+        except SymbolError as e:
+            raise AttachError(f"USDT probe {n.provider}:{n.name} of {path}: {e}") from None
+    return probes
 
 
 def find_usdt(binary: str, provider: str, name: str, pid: Optional[int] = None) -> List[UsdtProbe]:
