@@ -13,11 +13,15 @@ Targets by program type:
 * XDP a device; SCHED_CLS a device (+ ``direction=``); CGROUP_* a cgroup v2 directory.
 
 Keyword options are passed on to the attach function (``pid=``, ``retprobe=``, ``cookie=``...).
+A spec's ``extras[ATTACH_OPTIONS]`` (what a DSL decorator was given: ``sample_freq=``, ``mode=``,
+``direction``...) are their defaults: an option given to ``attach()`` wins, and so does the
+direction in a ``"DEV:egress"`` target; giving one of two alternatives (``sample_period`` for a
+declared ``sample_freq``) replaces the other.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from ebpf.attach.link import Link
 from ebpf.errors import AttachError
@@ -25,6 +29,22 @@ from ebpf.uapi import AttachType, ProgType
 
 _CGROUP_TYPES = (ProgType.CGROUP_SKB, ProgType.CGROUP_SOCK, ProgType.CGROUP_DEVICE, ProgType.CGROUP_SOCK_ADDR,
                  ProgType.CGROUP_SYSCTL, ProgType.CGROUP_SOCKOPT, ProgType.SOCK_OPS)
+
+#: ``ProgramSpec.extras`` key of the attach options declared with the program (a dict).
+ATTACH_OPTIONS = "attach_options"
+#: Options that say one thing in two ways: giving one to ``attach()`` drops the declared other.
+_ALTERNATIVES = (frozenset({"sample_period", "sample_freq"}), frozenset({"symbols", "addresses", "offsets"}))
+
+
+def with_declared(spec: Any, options: Dict[str, Any]) -> Dict[str, Any]:
+    """``options`` over the spec's declared attach options."""
+    declared = dict(getattr(spec, "extras", {}).get(ATTACH_OPTIONS) or {})
+    for group in _ALTERNATIVES:
+        if not group.isdisjoint(options):
+            for key in group:
+                declared.pop(key, None)
+    declared.update(options)
+    return declared
 
 
 def _need(target: str, what: str, name: str) -> str:
@@ -42,6 +62,8 @@ def attach_program(program: Any, target: Optional[str] = None, **options: Any) -
     if ptype is None:
         raise AttachError(f"program {name!r} has no spec: use the attach function of its hook "
                           "(ebpf.attach.<hook>.attach_*)")
+    given = set(options)
+    options = with_declared(spec, options)
     if ptype == ProgType.TRACEPOINT:
         from ebpf.attach.tracepoint import attach_tracepoint
 
@@ -71,10 +93,10 @@ def attach_program(program: Any, target: Optional[str] = None, **options: Any) -
     if ptype == ProgType.SCHED_CLS:
         from ebpf.attach.tc import attach_tc
 
-        if at in (AttachType.TCX_INGRESS, AttachType.TCX_EGRESS) and "direction" not in options:
-            options["direction"] = "ingress" if at == AttachType.TCX_INGRESS else "egress"
         dev, _, direction = _need(target, "network device", name).partition(":")
-        if direction and "direction" not in options:
+        if at in (AttachType.TCX_INGRESS, AttachType.TCX_EGRESS):  # loaded for one direction
+            direction = "ingress" if at == AttachType.TCX_INGRESS else "egress"
+        if direction and "direction" not in given:  # over the declared one
             options["direction"] = direction
         return attach_tc(program, dev, **options)
     if ptype in _CGROUP_TYPES:

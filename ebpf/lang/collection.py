@@ -9,7 +9,7 @@ is a :class:`MapDecl` whose methods (``reserve``, ``get``...) the compiler knows
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
 
 from ebpf.lang.types import Type, type_of, u32, u64
 
@@ -195,7 +195,16 @@ class Collection:
 
     def _program(self, kind: str, prog_type: str, attach_to: str = "", attach_type: Optional[str] = None,
                  ctx: Any = None, extras: Optional[Dict[str, Any]] = None,
-                 name: Optional[str] = None, target: Optional[str] = None) -> Callable[[Fn], ProgramDecl]:
+                 name: Optional[str] = None, target: Optional[str] = None,
+                 attach_options: Optional[Dict[str, Any]] = None) -> Callable[[Fn], ProgramDecl]:
+        """The decorator of one program. ``attach_options`` are the decorator's keywords for the
+        hook (``sample_freq=``, ``mode=``, ``pid=``...): kept in the spec's extras, they are the
+        defaults of ``attach()`` (see :func:`ebpf.attach.dispatch.attach_program`)."""
+        if attach_options:
+            from ebpf.attach.dispatch import ATTACH_OPTIONS
+
+            extras = {**(extras or {}), ATTACH_OPTIONS: attach_options}
+
         def decorate(fn: Fn) -> ProgramDecl:
             decl = ProgramDecl(self, fn, kind, prog_type, attach_to, attach_type, ctx, extras, name, target)
             if decl.name in self.programs:
@@ -234,33 +243,50 @@ class Collection:
         return self._program("kretprobe", "kprobe", f"kretprobe/{func}", extras={"retprobe": True}, name=name,
                              target=func)
 
-    def uprobe(self, target: str, name: Optional[str] = None) -> Callable[[Fn], ProgramDecl]:
-        """``@coll.uprobe("/usr/lib/libc.so.6:malloc")``: ``ctx.arg(i)`` through pt_regs."""
+    def uprobe(self, target: str, name: Optional[str] = None, *, pid: int = -1) -> Callable[[Fn], ProgramDecl]:
+        """``@coll.uprobe("/usr/lib/libc.so.6:malloc")`` (``PATH:SYMBOL[+OFFSET]`` or
+        ``PATH:0xOFFSET``): ``ctx.arg(i)`` through pt_regs; ``pid`` >= 0 probes one process only."""
         return self._program("uprobe", "kprobe", f"uprobe/{target}", extras={"retprobe": False, "uprobe": True},
-                             name=name, target=target)
+                             name=name, target=target, attach_options=_given(pid=(pid, -1)))
 
-    def uretprobe(self, target: str, name: Optional[str] = None) -> Callable[[Fn], ProgramDecl]:
+    def uretprobe(self, target: str, name: Optional[str] = None, *, pid: int = -1) -> Callable[[Fn], ProgramDecl]:
+        """Like :meth:`uprobe`, on the function's return: ``ctx.ret`` is its return value."""
         return self._program("uretprobe", "kprobe", f"uretprobe/{target}",
-                             extras={"retprobe": True, "uprobe": True}, name=name, target=target)
+                             extras={"retprobe": True, "uprobe": True}, name=name, target=target,
+                             attach_options=_given(pid=(pid, -1)))
 
-    def perf_event(self, event: str = "", name: Optional[str] = None, **perf: Any) -> Callable[[Fn], ProgramDecl]:
+    def perf_event(self, event: str = "", name: Optional[str] = None, *, sample_freq: int = 0,
+                   sample_period: int = 0, pid: int = -1, cpus: Optional[List[int]] = None,
+                   type: Optional[int] = None, cookie: int = 0) -> Callable[[Fn], ProgramDecl]:
         """A sampling program (``ctx.sample_period``, ``ctx.addr``, ``ctx.ip``) on ``event``
-        (``"cpu-clock"``...; empty: attach it yourself); ``perf`` keywords (``sample_freq=99``)
-        are kept in ``spec.extras["perf_event"]`` for ``program.attach(**options)``."""
-        return self._program("perf_event", "perf_event", event, extras={"perf_event": perf}, name=name)
+        (``"cpu-clock"``...; empty: attach it yourself), ``sample_freq`` times a second or every
+        ``sample_period`` events, on ``cpus`` (default all) for ``pid`` (default every process):
+        the defaults of ``attach()``, as in :func:`ebpf.attach.perf_event.attach_perf_event`."""
+        if sample_freq and sample_period:
+            from ebpf.errors import AttachError
 
-    def xdp(self, ifname: Any = "", name: Optional[str] = None) -> Any:
-        """``@coll.xdp("eth0")`` (or bare ``@coll.xdp``): ``ctx`` is ``struct xdp_md``."""
+            raise AttachError(f"perf_event program on {event or 'an event'}: give exactly one of sample_period "
+                              "and sample_freq")
+        options = _given(sample_freq=(sample_freq, 0), sample_period=(sample_period, 0), pid=(pid, -1),
+                         cpus=(None if cpus is None else list(cpus), None), type=(type, None), cookie=(cookie, 0))
+        return self._program("perf_event", "perf_event", event, name=name, attach_options=options)
+
+    def xdp(self, ifname: Any = "", name: Optional[str] = None, *, mode: str = "") -> Any:
+        """``@coll.xdp("eth0")`` (or bare ``@coll.xdp``): ``ctx`` is ``struct xdp_md``; ``mode``
+        ``"skb"``/``"native"``/``"hw"`` as in :func:`ebpf.attach.xdp.attach_xdp`."""
         if callable(ifname):
             return self._program("xdp", "xdp", "", "xdp")(ifname)
-        return self._program("xdp", "xdp", ifname, "xdp", name=name)
+        return self._program("xdp", "xdp", ifname, "xdp", name=name, attach_options=_given(mode=(mode, "")))
 
     def tc(self, ifname: Any = "", ingress: bool = True, name: Optional[str] = None) -> Any:
-        """A tc classifier on ``ifname`` (``live.attach()`` attaches it, ingress or egress)."""
+        """A tc classifier on ``ifname`` (``live.attach()`` attaches it), ingress or egress:
+        the direction holds also when the device is only given to ``attach()``."""
         if callable(ifname):
-            return self._program("tc", "sched_cls", "", extras={"ingress": True})(ifname)
-        where = f"{ifname}:{'ingress' if ingress else 'egress'}" if ifname else ""
-        return self._program("tc", "sched_cls", where, extras={"ingress": ingress}, name=name, target=ifname)
+            return self._program("tc", "sched_cls", "", attach_options={"direction": "ingress"})(ifname)
+        direction = "ingress" if ingress else "egress"
+        where = f"{ifname}:{direction}" if ifname else ""
+        return self._program("tc", "sched_cls", where, name=name, target=ifname,
+                             attach_options={"direction": direction})
 
     def socket_filter(self, fn: Optional[Fn] = None, *, name: Optional[str] = None) -> Any:
         """``@coll.socket_filter``: a program over ``struct __sk_buff`` (also for test runs)."""
@@ -309,3 +335,8 @@ class Collection:
 
     def programs_named(self) -> List[str]:
         return list(self.programs)
+
+
+def _given(**options: Tuple[Any, Any]) -> Dict[str, Any]:
+    """The options whose value (first of each pair) differs from the default (second)."""
+    return {key: value for key, (value, default) in options.items() if value != default}

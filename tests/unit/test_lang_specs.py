@@ -146,7 +146,7 @@ def test_network_and_generic_program_types() -> None:
     assert ctx_loads(spec["x"].instructions) == [12]
     assert spec["t"].type == ProgType.SCHED_CLS and ctx_loads(spec["t"].instructions) == [8]
     assert spec["c"].type == ProgType.CGROUP_SKB and spec["c"].attach_type == AttachType.CGROUP_INET_EGRESS
-    assert spec["pe"].type == ProgType.PERF_EVENT and spec["pe"].extras["perf_event"] == {"sample_freq": 99}
+    assert spec["pe"].type == ProgType.PERF_EVENT and spec["pe"].extras["attach_options"] == {"sample_freq": 99}
     assert spec["pe"].attach_to == "cpu-clock"
     if X86:
         assert ctx_loads(spec["pe"].instructions) == [168]
