@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ebpf.btf import types as T
-from ebpf.btf.core_compat import fields_are_compat, strip
+from ebpf.btf.core_compat import MAX_DEPTH, fields_are_compat, strip
 from ebpf.btf.errors import BTFError
 from ebpf.errors import RelocationError
 from ebpf.uapi import CoreReloKind
@@ -85,20 +85,36 @@ class FieldValue(NamedTuple):
 
 
 def describe_type(t: T.Type) -> str:
-    """``struct task_struct``, ``union (anon)``, ``int``... for messages."""
+    """``struct task_struct``, ``union (anon)``, ``int``, ``char *[16]``... for messages.
+
+    Walked iteratively and at most ``MAX_DEPTH`` levels deep: a fuzzed or broken BTF may make
+    a pointer, array or qualifier refer to itself, and a message must never fail to be built.
+    """
     prefix = {T.Struct: "struct ", T.Union: "union ", T.Enum: "enum ", T.Enum64: "enum ", T.Fwd: "fwd "}
-    label = prefix.get(type(t), "")
-    if t.name:
-        return label + t.name
-    if isinstance(t, T.Void):
-        return "void"
-    if isinstance(t, T.Pointer):
-        return describe_type(t.type) + " *"
-    if isinstance(t, T.Array):
-        return f"{describe_type(t.type)}[{t.nelems}]"
-    if isinstance(t, (T.Qualifier, T.TypeTag)):
-        return f"{t.kind.name.lower()} {describe_type(t.type)}"
-    return f"{label or t.kind.name.lower() + ' '}(anon) [{t.id}]"
+    outer: List[Tuple[str, str]] = []  # (before, after) the inner text, outermost first
+    for _ in range(MAX_DEPTH):
+        label = prefix.get(type(t), "")
+        if t.name:
+            inner = label + t.name
+        elif isinstance(t, T.Void):
+            inner = "void"
+        elif isinstance(t, (T.Pointer, T.Array, T.Qualifier, T.TypeTag)):
+            if isinstance(t, T.Pointer):
+                outer.append(("", " *"))
+            elif isinstance(t, T.Array):
+                outer.append(("", f"[{t.nelems}]"))
+            else:
+                outer.append((f"{t.kind.name.lower()} ", ""))
+            t = t.type
+            continue
+        else:
+            inner = f"{label or t.kind.name.lower() + ' '}(anon) [{t.id}]"
+        break
+    else:
+        inner = f"[{t.id}] (a loop?)"
+    for before, after in reversed(outer):
+        inner = before + inner + after
+    return inner
 
 
 def split_path(access: Sequence[Step]) -> Tuple[int, Tuple[Step, ...]]:
@@ -251,8 +267,12 @@ def field_value(kind: CoreReloKind, spec: FieldSpec, byte_order: str) -> FieldVa
     if not acc.name:  # an array element (or the root itself) is accessed
         if kind == CoreReloKind.FIELD_BYTE_OFFSET:
             elem = acc.type
-            while isinstance(elem, T.Array):
+            for _ in range(MAX_DEPTH):
+                if not isinstance(elem, T.Array):
+                    break
                 elem = strip(elem.type)
+            else:
+                raise RelocationError(f"{describe_type(acc.type)}: arrays nest more than {MAX_DEPTH} deep")
             return FieldValue(spec.bit_offset // 8, _value_size(elem), elem)
         if kind == CoreReloKind.FIELD_BYTE_SIZE:
             return FieldValue(_value_size(acc.type))
