@@ -259,10 +259,11 @@ class Expressions(Lowering):
         if not isinstance(v.type, IntType):
             raise self.error(f"bad operand type for unary {type(node.op).__name__}: {v.type.name}", node)
         t = promote(v.type)
+        if v.kind == CONST:  # a literal operand gives a literal result (Val.literal)
+            imm = v.imm if isinstance(node.op, ast.UAdd) else -v.imm if isinstance(node.op, ast.USub) else ~v.imm
+            return Val.const(t, imm, literal=v.literal)
         if isinstance(node.op, ast.UAdd):
             return self.convert(v, t, node)
-        if v.kind == CONST:
-            return Val.const(t, -v.imm if isinstance(node.op, ast.USub) else ~v.imm)
         v = self.convert(v, t, node)
         if t.size == 8:
             v = self.to64(v)
@@ -300,7 +301,7 @@ class Expressions(Lowering):
         shift = code in (o.LSH, o.RSH)
         t = promote(a.type) if shift else common_type(a.type, b.type)
         if a.kind == CONST and b.kind == CONST:
-            return Val.const(t, c_arith(code, a.imm, b.imm, t, b.type))
+            return Val.const(t, c_arith(code, a.imm, b.imm, t, b.type), literal=a.literal and b.literal)
         w64 = t.size == 8
         cls = o.ALU64 if w64 else o.ALU
         off = 0
@@ -321,8 +322,9 @@ class Expressions(Lowering):
             imm = bv.imm
             if shift:
                 imm &= t.bits - 1
-            elif code in (o.DIV, o.MOD) and imm == 0:
-                return Val.const(t, 0) if code == o.DIV else av if av.kind == REG else Val.const(t, av.imm)
+            elif code in (o.DIV, o.MOD) and imm == 0:  # eBPF's answers: x // 0 == 0, x % 0 == x
+                res = Val.const(t, 0) if code == o.DIV else av
+                return res if dst is None else self._target(res, dst)
             if not w64 or -(1 << 31) <= imm < (1 << 31):
                 r = self._target(av, dst)
                 self.emit(cls | code, r.reg, 0, off, wrap(imm, 4, True))

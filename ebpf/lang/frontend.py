@@ -25,7 +25,6 @@ from ebpf.lang.expressions import Expressions, c_arith
 from ebpf.lang.lowering import Unit, Var
 from ebpf.lang.types import (
     ArrayType,
-    BoolType,
     IntType,
     KernelType,
     PtrType,
@@ -35,15 +34,13 @@ from ebpf.lang.types import (
     common_type,
     i32,
     i64,
-    literal_type,
     promote,
     type_of,
     u8,
     u32,
-    u64,
     void,
 )
-from ebpf.lang.values import CONST, REG, Item, Loc, Static, Val
+from ebpf.lang.values import CONST, REG, Item, Loc, Static, Val, local_type
 
 MAX_INLINE_DEPTH = 16
 MAX_UNROLL = 4096
@@ -213,10 +210,9 @@ class Compiler(Expressions):
             return
         v = self.value(item, node)
         if var is None:
-            t = v.type
-            if v.kind == CONST and isinstance(t, IntType) and not isinstance(t, BoolType):
-                t = i64 if i64.fits(v.imm) else u64
-                v = Val.const(t, v.imm)
+            t = local_type(v)
+            if t is not v.type:
+                v = self.convert(v, t, node)
             if isinstance(t, PtrType) and v.kind == CONST:
                 raise self.error(f"cannot infer the type of {name!r} from None: annotate it", node)
             r = self.vreg()
@@ -440,7 +436,8 @@ class Compiler(Expressions):
             cont = self.new_label("cont")
             self.vars.pop(name, None)
             if isinstance(value, int):
-                self.bind(name, Var(name, literal_type(value), Val.const(literal_type(value), value)))
+                lit = Val.of_literal(value)
+                self.bind(name, Var(name, lit.type, lit))
             else:
                 self.bind(name, Var(name, void, Static(value)))
             self.loops.append((cont, brk))

@@ -19,7 +19,6 @@ from ebpf.lang.builtins import InlineFunction, Subprogram
 from ebpf.lang.ir import FP, Function
 from ebpf.lang.types import (
     ArrayType,
-    BoolType,
     IntType,
     KernelType,
     PtrType,
@@ -39,7 +38,7 @@ from ebpf.lang.types import (
     u64,
     void,
 )
-from ebpf.lang.values import CONST, REG, Item, Loc, Static, Val
+from ebpf.lang.values import CONST, REG, Item, Loc, Static, Val, local_type
 
 Handler = Callable[[Any, ast.Call], Item]
 _HANDLERS: Dict[str, Handler] = {}
@@ -959,8 +958,9 @@ def inline_call(comp: Any, inl: InlineFunction, node: ast.Call) -> Item:
             if ann is not None:
                 t = child.annotation_type(ann)
                 item = comp.convert(item, t, arg)
-            elif item.kind == CONST and isinstance(t, IntType) and not isinstance(t, BoolType):
-                t = promote(t)
+            elif local_type(item) is not t:  # a literal argument makes an i64, as a local
+                t = local_type(item)
+                item = comp.convert(item, t, arg)
             r = comp.vreg()
             assert isinstance(item, Val)
             child._move_into(r, item, t)

@@ -29,7 +29,6 @@ from ebpf.lang.types import (
     boolean,
     char,
     i64,
-    literal_type,
     type_of,
     u32,
     void,
@@ -424,7 +423,7 @@ class Lowering:
             return Val.const(boolean, int(obj))
         if isinstance(obj, int):
             try:
-                return Val.const(literal_type(int(obj)), int(obj))
+                return Val.of_literal(int(obj))
             except OverflowError:
                 raise self.error(f"constant {obj} does not fit in 64 bits", node) from None
         if isinstance(obj, GlobalDecl):

@@ -4,7 +4,10 @@ compile-time Python object.
 * :class:`Val` -- an rvalue of integer or pointer type: a constant (folded at compile time) or
   a virtual register. Integers of 4 bytes or fewer keep their value in the low 32 bits of the
   register (sign- or zero-extended to 32 bits); ``hz`` says the upper half is known to be
-  zero, so widening an unsigned value costs nothing when it is.
+  zero, so widening an unsigned value costs nothing when it is. ``literal`` marks a constant
+  whose type comes only from the integer-literal rule (a literal, a Python int, or arithmetic
+  on those alone): a local it initialises is an ``i64`` (:func:`local_type`), whereas a typed
+  constant (``u32(0xFFFFFFFF)``, ``len(arr)``, a cast) keeps its type as any other value does.
 * :class:`Loc` -- an lvalue: ``base`` register (or r10 for the stack) plus ``off`` bytes, of a
   type, in a memory space (stack, map, ringbuf, ctx, btf, kernel, user). Struct and array
   values are always locations (reference semantics, as Python's objects), scalars are loaded
@@ -17,27 +20,35 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
-from ebpf.lang.types import IntType, PtrType, Type
+from ebpf.lang.types import BoolType, IntType, PtrType, Type, i64, literal_type, u64
 
 CONST = 0
 REG = 1
 
 
 class Val:
-    __slots__ = ("type", "kind", "reg", "imm", "hz")
+    __slots__ = ("type", "kind", "reg", "imm", "hz", "literal")
 
-    def __init__(self, type: Type, kind: int, reg: int = 0, imm: int = 0, hz: bool = False) -> None:
+    def __init__(self, type: Type, kind: int, reg: int = 0, imm: int = 0, hz: bool = False,
+                 literal: bool = False) -> None:
         self.type = type
         self.kind = kind
         self.reg = reg
         self.imm = imm
         self.hz = hz
+        self.literal = literal
 
     @staticmethod
-    def const(type: Type, value: int) -> Val:
+    def const(type: Type, value: int, literal: bool = False) -> Val:
         if isinstance(type, IntType):
             value = type.wrap(value)
-        return Val(type, CONST, imm=value, hz=0 <= value <= 0xFFFFFFFF)
+        return Val(type, CONST, imm=value, hz=0 <= value <= 0xFFFFFFFF, literal=literal)
+
+    @staticmethod
+    def of_literal(value: int) -> Val:
+        """An integer literal (or a Python int): typed by the first of i32, u32, i64, u64 that
+        holds it; raises OverflowError beyond 64 bits."""
+        return Val.const(literal_type(value), value, literal=True)
 
     @staticmethod
     def in_reg(type: Type, reg: int, hz: bool = False) -> Val:
@@ -53,7 +64,20 @@ class Val:
 
     def __repr__(self) -> str:
         what = f"#{self.imm}" if self.kind == CONST else f"v{self.reg}"
-        return f"<Val {self.type.name} {what}>"
+        return f"<Val {self.type.name} {what}{' literal' if self.literal else ''}>"
+
+
+def local_type(v: Val) -> Type:
+    """The type a new local (or unannotated inline parameter) takes from its first value.
+
+    Any value's own type, typed constants included; only a literal constant (see
+    :attr:`Val.literal`) makes an ``i64`` (a ``u64`` when it does not fit), so that
+    ``n = 0`` counts in 64 bits as Python code expects while ``c = u32(0xFFFFFFFF)`` stays a
+    ``u32`` and ``c + 1`` wraps to 0, as in C.
+    """
+    if v.literal and isinstance(v.type, IntType) and not isinstance(v.type, BoolType):
+        return i64 if i64.fits(v.imm) else u64
+    return v.type
 
 
 class Loc:

@@ -8,6 +8,13 @@ inputs. The expected result of each comes from an independent reference interpre
 same generated tree under the semantics documented in :mod:`ebpf.lang.types` (C's, with
 eBPF's answers where C has none). Half of the functions are inlined, half are bpf-to-bpf
 sub-programs. Every mismatch is reported with its source.
+
+A second generator aims at the types of locals: unannotated locals initialised from typed
+constants (``c = u32(0xFFFFFFFF)``), from literals (an ``i64``) and from folded constant
+arithmetic, then updated, shifted (by constants and by variables), divided by constants and
+compared across signedness. The reference model itself is checked twice: against gcc (the C
+it stands for, ``__typeof__`` giving C's own usual arithmetic conversions) and against
+hand-computed answers.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import pytest
 
 M64 = (1 << 64) - 1
+Expr = Tuple[Any, ...]
 TYPES = {  # name: (size, signed)
     "u8": (1, False), "u16": (2, False), "u32": (4, False), "u64": (8, False),
     "i8": (1, True), "i16": (2, True), "i32": (4, True), "i64": (8, True),
@@ -29,6 +37,8 @@ STRUCT_FIELDS = [("fa", "u8"), ("fb", "i16"), ("fc", "u32"), ("fd", "i64"), ("fe
 FUNCS_PER_PROGRAM = 10
 PROGRAMS = 40
 INPUTS_PER_PROGRAM = 16
+TYPED_PROGRAMS = 20
+TYPED_FUNCS_PER_PROGRAM = 16
 INTERESTING = [0, 1, 2, 3, 5, 7, 8, 15, 16, 31, 32, 33, 63, 64, 127, 128, 255, 256, 0x7FFF, 0x8000, 0xFFFF,
                0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 1 << 32, (1 << 63) - 1, 1 << 63, M64, M64 - 1, 0xFFFFFFFF80000000,
                0x123456789ABCDEF0]
@@ -111,18 +121,56 @@ def compare(op: str, a: Tuple[int, str], b: Tuple[int, str]) -> int:
     return int({"==": x == y, "!=": x != y, "<": x < y, "<=": x <= y, ">": x > y, ">=": x >= y}[op])
 
 
+def folded(cond: Expr) -> Optional[bool]:
+    """The truth of a test the compiler decides at compile time (a constant, ``not`` of one):
+    ``a if 1 else b`` is then ``a`` itself, with a's type, as in Python."""
+    if cond[0] == "const":
+        return bool(cond[1])
+    if cond[0] == "not":
+        inner = folded(cond[1])
+        return None if inner is None else not inner
+    return None
+
+
+def is_literal(e: Expr) -> bool:
+    """An expression typed by the literal rule only: literals and arithmetic on them alone."""
+    if e[0] == "const":
+        return True
+    if e[0] == "un":
+        return is_literal(e[2])
+    if e[0] == "bin":
+        return is_literal(e[2]) and is_literal(e[3])
+    if e[0] == "ifexp":
+        f = folded(e[1])
+        return f is not None and is_literal(e[2] if f else e[3])
+    return False
+
+
+def local_type(e: Expr, value: Tuple[int, str]) -> str:
+    """The type of a local first assigned ``e`` without an annotation: a literal makes an i64
+    (u64 when it does not fit), anything else (typed constants included) keeps its type."""
+    if is_literal(e):
+        return "i64" if wrap(value[0], "i64") == value[0] else "u64"
+    return value[1]
+
+
 # ---------------------------------------------------------------- generated trees
 
-Expr = Tuple[Any, ...]
 BINOPS = ["+", "-", "*", "//", "%", "&", "|", "^", "<<", ">>"]
 CMPS = ["==", "!=", "<", "<=", ">", ">="]
+TYPED_OPS = BINOPS + ["<<", ">>", "//", "%"] * 2  # shifts and divisions twice as often
 
 
 class Gen:
-    def __init__(self, rng: random.Random) -> None:
+    """Random functions; ``typed`` mixes typed constants (``u16(65535)``) into every expression."""
+
+    def __init__(self, rng: random.Random, typed: bool = False) -> None:
         self.rng = rng
+        self.typed = typed
 
     def const(self) -> Expr:
+        if self.typed and self.rng.random() < 0.6:
+            return self.typed_const()
         r = self.rng.random()
         if r < 0.5:
             v = self.rng.choice([0, 1, 2, 3, 4, 5, 7, 8, 13, 31, 32, 33, 63, 100, 255, 256, 1000, 65535, 65536])
@@ -167,6 +215,79 @@ class Gen:
             return (self.rng.choice(["and", "or"]), self.cond(names, max(0, depth - 1)),
                     self.cond(names, max(0, depth - 1)))
         return self.expr(names, depth)
+
+    @staticmethod
+    def number(v: int) -> Expr:
+        """``v`` as source writes it: a literal, negated when negative."""
+        return ("const", v) if v >= 0 else ("un", "-", ("const", -v))
+
+    def typed_const(self) -> Expr:
+        """A cast of a literal to a random type, often at (or just past) the type's limits."""
+        rng = self.rng
+        t = rng.choice(list(TYPES))
+        bits = TYPES[t][0] * 8
+        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if TYPES[t][1] else (0, (1 << bits) - 1)
+        v = rng.choice([0, 1, 2, 3, 7, 31, 32, 33, 63, 64, 255, -1, -2, -7, -128, lo, hi, lo - 1, hi + 1,
+                        hi // 2 + 1, rng.randrange(lo, hi + 1), rng.randrange(lo, hi + 1)])
+        if abs(v) > M64:
+            v = hi
+        return ("cast", t, self.number(v))
+
+    def operand(self, names: List[str]) -> Expr:
+        """The right side of an update: typed constants, literals, locals, small expressions."""
+        rng = self.rng
+        r = rng.random()
+        if r < 0.4:
+            return self.typed_const()
+        if r < 0.55:
+            return self.number(rng.choice([0, 1, 3, 7, 31, 32, 63, 64, -1, -3, 0xFFFFFFFF, 1 << 32]))
+        if r < 0.85:
+            return ("var", rng.choice(names))
+        return self.expr(names, 1)
+
+    def typed_function(self) -> Dict[str, Any]:
+        """Unannotated locals from typed constants, literals and folded constant arithmetic,
+        then updated, shifted, divided and compared across widths and signedness."""
+        rng = self.rng
+        params = [(n, rng.choice(list(TYPES))) for n in "abcd"]
+        names = [n for n, _ in params]
+        body: List[Tuple[Any, ...]] = []
+        lets = ["u", "v", "w"]
+        for name in lets:
+            r = rng.random()
+            if r < 0.5:
+                init = self.typed_const()
+            elif r < 0.65:
+                init = self.number(rng.choice([0, 1, -1, 255, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 1 << 32,
+                                               (1 << 63) - 1, 1 << 63, M64]))
+            elif r < 0.8:
+                init = ("bin", rng.choice(TYPED_OPS), self.typed_const(),
+                        self.typed_const() if rng.random() < 0.6 else self.number(rng.randrange(-40, 70)))
+            else:
+                init = self.expr(names, 2)
+            body.append(("let", name, init))
+            names = names + [name]
+        for _ in range(rng.randint(1, 4)):
+            target = rng.choice(lets)
+            r = rng.random()
+            if r < 0.45:
+                body.append(("aug", target, rng.choice(TYPED_OPS), self.operand(names)))
+            elif r < 0.75:
+                body.append(("set", target, ("bin", rng.choice(TYPED_OPS), ("var", target), self.operand(names))))
+            elif r < 0.9:
+                body.append(("set", target, self.expr(names, 2)))
+            else:
+                body.append(("if", self.cond(names, 1), [("set", target, self.operand(names))], []))
+        r = rng.random()
+        if r < 0.3:
+            ret: Expr = ("var", rng.choice(lets))
+        elif r < 0.6:
+            ret = ("cmp", rng.choice(CMPS), ("var", rng.choice(lets)), self.operand(names))
+        elif r < 0.85:
+            ret = ("bin", rng.choice(TYPED_OPS), ("var", rng.choice(lets)), self.operand(names))
+        else:
+            ret = self.expr(names, 2)
+        return {"params": params, "body": body, "ret": ret, "locals": []}
 
     def function(self) -> Dict[str, Any]:
         rng = self.rng
@@ -251,6 +372,8 @@ def render_function(name: str, f: Dict[str, Any], decorator: str) -> str:
             k = s[0]
             if k == "decl":
                 lines.append(f"{indent}{s[1]}: {s[2]} = {render(s[3])}")
+            elif k == "let":
+                lines.append(f"{indent}{s[1]} = {render(s[2])}")
             elif k == "set":
                 lines.append(f"{indent}{s[1]} = {render(s[2])}")
             elif k == "aug":
@@ -319,6 +442,9 @@ def evaluate(e: Expr, env: Dict[str, Tuple[int, str]]) -> Tuple[int, str]:
         a, b, c = evaluate(e[2], env), evaluate(e[3], env), evaluate(e[4], env)
         return int(compare(e[1], a, b) and compare(e[1], b, c)), BOOL
     if kind == "ifexp":
+        f = folded(e[1])
+        if f is not None:
+            return evaluate(e[2] if f else e[3], env)
         a, b = evaluate(e[2], env), evaluate(e[3], env)
         t = common(a[1], b[1])
         return wrap((a if evaluate(e[1], env)[0] else b)[0], t), t
@@ -366,6 +492,10 @@ def run_reference(f: Dict[str, Any], args: List[int]) -> int:
             k = s[0]
             if k == "decl":
                 env[s[1]] = (wrap(evaluate(s[3], env)[0], s[2]), s[2])
+            elif k == "let":
+                value = evaluate(s[2], env)
+                t = local_type(s[2], value)
+                env[s[1]] = (wrap(value[0], t), t)
             elif k == "set":
                 assign(s[1], evaluate(s[2], env))
             elif k == "aug":
@@ -465,12 +595,9 @@ def _mismatch(module_src: str, k: int, f: Dict[str, Any], args: List[int], got: 
     return f"f{k}{tuple(args)}: kernel {got:#x}, reference {want:#x}\n{src}"
 
 
-@pytest.mark.parametrize("seed", range(PROGRAMS))
-def test_generated_functions_agree_with_reference(tmp_path: Any, seed: int) -> None:
-    rng = random.Random(1000 + seed)
-    gen = Gen(rng)
-    funcs = [gen.function() for _ in range(FUNCS_PER_PROGRAM)]
-    module = build_module(tmp_path, seed, funcs)
+def run_and_compare(tmp_path: Any, n: int, funcs: List[Dict[str, Any]], rng: random.Random) -> None:
+    """Load the functions as one program, run it on random inputs, compare with the model."""
+    module = build_module(tmp_path, n, funcs)
     live = module.coll.load()
     mismatches: List[str] = []
     try:
@@ -487,6 +614,21 @@ def test_generated_functions_agree_with_reference(tmp_path: Any, seed: int) -> N
     finally:
         live.close()
     assert not mismatches, f"{len(mismatches)} mismatches:\n" + "\n\n".join(mismatches[:5])
+
+
+@pytest.mark.parametrize("seed", range(PROGRAMS))
+def test_generated_functions_agree_with_reference(tmp_path: Any, seed: int) -> None:
+    rng = random.Random(1000 + seed)
+    gen = Gen(rng)
+    run_and_compare(tmp_path, seed, [gen.function() for _ in range(FUNCS_PER_PROGRAM)], rng)
+
+
+@pytest.mark.parametrize("seed", range(TYPED_PROGRAMS))
+def test_typed_locals_agree_with_reference(tmp_path: Any, seed: int) -> None:
+    """Locals typed by their first value (typed constants keep their type, literals make i64)."""
+    rng = random.Random(5000 + seed)
+    gen = Gen(rng, typed=True)
+    run_and_compare(tmp_path, 500 + seed, [gen.typed_function() for _ in range(TYPED_FUNCS_PER_PROGRAM)], rng)
 
 
 def test_constant_folding_agrees_with_reference(tmp_path: Any) -> None:
@@ -515,4 +657,4 @@ def _constify(e: Expr, rng: random.Random) -> Expr:
 
 
 def count_cases() -> Optional[int]:
-    return PROGRAMS * FUNCS_PER_PROGRAM * INPUTS_PER_PROGRAM
+    return (PROGRAMS * FUNCS_PER_PROGRAM + TYPED_PROGRAMS * TYPED_FUNCS_PER_PROGRAM) * INPUTS_PER_PROGRAM
