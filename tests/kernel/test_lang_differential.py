@@ -39,6 +39,8 @@ PROGRAMS = 40
 INPUTS_PER_PROGRAM = 16
 TYPED_PROGRAMS = 20
 TYPED_FUNCS_PER_PROGRAM = 16
+GCC_GROUPS = 40
+GCC_EXPRS_PER_GROUP = 40
 INTERESTING = [0, 1, 2, 3, 5, 7, 8, 15, 16, 31, 32, 33, 63, 64, 127, 128, 255, 256, 0x7FFF, 0x8000, 0xFFFF,
                0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 1 << 32, (1 << 63) - 1, 1 << 63, M64, M64 - 1, 0xFFFFFFFF80000000,
                0x123456789ABCDEF0]
@@ -658,3 +660,187 @@ def _constify(e: Expr, rng: random.Random) -> Expr:
 
 def count_cases() -> Optional[int]:
     return (PROGRAMS * FUNCS_PER_PROGRAM + TYPED_PROGRAMS * TYPED_FUNCS_PER_PROGRAM) * INPUTS_PER_PROGRAM
+
+
+# ---------------------------------------------------------------- checking the model itself
+
+
+def _c(e: Expr, env: Dict[str, Tuple[int, str]], fresh: List[int]) -> str:
+    """``e`` as C under the documented semantics: C's own conversions (gcc decides the types),
+    eBPF's answers only where C has none (division by zero, shift counts, INT_MIN / -1)."""
+
+    def tmp() -> str:
+        fresh[0] += 1
+        return f"_t{fresh[0]}"
+
+    kind = e[0]
+    if kind == "var":
+        return str(e[1])
+    if kind == "const":
+        return hex(e[1])  # unsuffixed hex: C's int, unsigned, long, unsigned long (LP64)
+    if kind == "cast":
+        return f"(({C_TYPES[e[1]]})({_c(e[2], env, fresh)}))"
+    if kind == "un":
+        return f"({e[1]}({_c(e[2], env, fresh)}))"
+    if kind == "bin":
+        a, b, x, y = _c(e[2], env, fresh), _c(e[3], env, fresh), tmp(), tmp()
+        op = e[1]
+        if op in ("<<", ">>"):
+            n = tmp()
+            shifted = f"(unsigned long long){x} << {n}" if op == "<<" else f"{x} >> {n}"
+            return (f"({{ __typeof__(+({a})) {x} = ({a}); unsigned {n} = (unsigned)((unsigned long long)({b})"
+                    f" & (sizeof({x}) * 8 - 1)); (__typeof__({x}))({shifted}); }})")
+        if op in ("//", "%"):
+            minus_one = f"(IS_SIGNED({x}) && {y} == (__typeof__({y}))-1)"
+            if op == "//":
+                res = (f"{y} == 0 ? 0 : {minus_one} ? (__typeof__({x}))(0ULL - (unsigned long long){x})"
+                       f" : {x} / {y}")
+            else:
+                res = f"{y} == 0 ? {x} : {minus_one} ? 0 : {x} % {y}"
+            return (f"({{ __typeof__(({a}) + ({b})) {x} = ({a}), {y} = ({b});"
+                    f" (__typeof__({x}))({res}); }})")
+        return f"(({a}) {op} ({b}))"
+    if kind == "cmp":
+        return f"(({_c(e[2], env, fresh)}) {e[1]} ({_c(e[3], env, fresh)}))"
+    if kind == "chain":
+        a, b, c = (_c(x, env, fresh) for x in e[2:5])
+        return f"((({a}) {e[1]} ({b})) && (({b}) {e[1]} ({c})))"
+    if kind == "ifexp":
+        f = folded(e[1])
+        if f is not None:  # decided at compile time, as the DSL does
+            return _c(e[2] if f else e[3], env, fresh)
+        return f"(({_c(e[1], env, fresh)}) ? ({_c(e[2], env, fresh)}) : ({_c(e[3], env, fresh)}))"
+    if kind in ("and", "or"):
+        return f"(({_c(e[1], env, fresh)}) {'&&' if kind == 'and' else '||'} ({_c(e[2], env, fresh)}))"
+    if kind == "not":
+        return f"(!({_c(e[1], env, fresh)}))"
+    if kind in ("min", "max"):
+        a, b, x, y = _c(e[1], env, fresh), _c(e[2], env, fresh), tmp(), tmp()
+        return (f"({{ __typeof__(({a}) + ({b})) {x} = ({a}), {y} = ({b});"
+                f" {x} {'<' if kind == 'min' else '>'} {y} ? {x} : {y}; }})")
+    if kind == "abs":
+        a, x = _c(e[1], env, fresh), tmp()
+        return (f"({{ __typeof__(+({a})) {x} = ({a}); IS_SIGNED({x}) && {x} < 0 ?"
+                f" (__typeof__({x}))(0ULL - (unsigned long long){x}) : {x}; }})")
+    if kind == "log2l":
+        a, x = _c(e[1], env, fresh), tmp()
+        return f"({{ unsigned long long {x} = ({a}); (uint32_t)({x} ? 63 - __builtin_clzll({x}) : 0); }})"
+    if kind == "in":
+        a = _c(e[1], env, fresh)
+        return "(" + " || ".join(f"({a}) == {hex(c)}" for c in e[2]) + ")"
+    raise ValueError(kind)
+
+
+C_TYPES = {"u8": "uint8_t", "u16": "uint16_t", "u32": "uint32_t", "u64": "uint64_t",
+           "i8": "int8_t", "i16": "int16_t", "i32": "int32_t", "i64": "int64_t"}
+C_PRELUDE = """\
+#include <stdint.h>
+#include <stdio.h>
+#define IS_SIGNED(x) ((__typeof__(x))-1 < 0)
+#define SHOW(e) printf("%lld %d %d\\n", (long long)(e), (int)sizeof(e), (int)IS_SIGNED(e))
+int main(void) {
+"""
+
+
+def test_reference_model_agrees_with_gcc(tmp_path: Any) -> None:
+    """The model's values *and types* (promotions, usual arithmetic conversions, literal types)
+    against gcc compiling the same expressions as C: a wrong model agreeing with a wrong
+    compiler would prove nothing."""
+    import shutil
+    import subprocess
+
+    if shutil.which("gcc") is None:
+        pytest.fail("gcc is needed to check the reference model")
+    rng = random.Random(4242)
+    lines = [C_PRELUDE]
+    want: List[Tuple[int, int, int, str]] = []
+    fresh = [0]
+    for group in range(GCC_GROUPS):
+        gen = Gen(rng, typed=group % 2 == 0)
+        env = {n: (wrap(v, t), t) for n, t, v in zip("abcd", (rng.choice(list(TYPES)) for _ in "abcd"), inputs(rng))}
+        lines.append("{" + " ".join(f"{C_TYPES[t]} {n} = {hex(v & M64)}ULL;" for n, (v, t) in env.items()))
+        for _ in range(GCC_EXPRS_PER_GROUP):
+            e = gen.expr(list(env), 3)
+            value, t = evaluate(e, env)
+            t = "i32" if t == BOOL else t  # C's comparisons give int
+            want.append((wrap(value, "i64"), TYPES[t][0], int(TYPES[t][1]), render(e)))
+            lines.append(f"SHOW({_c(e, env, fresh)});")
+        lines.append("}")
+    lines.append("return 0; }\n")
+    src = tmp_path / "model.c"
+    src.write_text("\n".join(lines))
+    exe = tmp_path / "model"
+    subprocess.run(["gcc", "-O0", "-fwrapv", "-w", "-o", str(exe), str(src)], check=True)
+    got = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split("\n")
+    bad = [f"{w[3]}: model {w[:3]}, gcc {g}" for w, g in zip(want, got) if g != f"{w[0]} {w[1]} {w[2]}"]
+    assert len(got) == len(want) + 1
+    assert not bad, f"{len(bad)} of {len(want)} disagree:\n" + "\n".join(bad[:10])
+
+
+# Hand-computed answers (C's rules worked out on paper, not by the model): each is a body of
+# unannotated locals and the returned expression's value as an i64.
+def _t(t: str, v: int) -> Expr:
+    return ("cast", t, Gen.number(v))
+
+
+def _v(n: str) -> Expr:
+    return ("var", n)
+
+
+KNOWN: List[Tuple[List[Tuple[Any, ...]], Expr, int]] = [
+    ([("let", "u", _t("u32", 0xFFFFFFFF))], ("bin", "+", _v("u"), ("const", 1)), 0),
+    ([("let", "u", _t("u32", 0xFFFFFFFF)), ("aug", "u", "+", ("const", 1))], _v("u"), 0),
+    ([("let", "u", _t("i32", -1))], ("cmp", "<", _v("u"), _t("u32", 0)), 0),
+    ([("let", "u", _t("i32", -1))], ("cmp", "<", _v("u"), ("const", 0)), 1),
+    ([("let", "u", _t("u8", 200)), ("set", "u", ("bin", "+", _v("u"), ("const", 100)))], _v("u"), 44),
+    ([("let", "u", _t("u8", 200))], ("bin", "+", _v("u"), ("const", 100)), 300),
+    ([("let", "u", _t("i16", -2))], ("bin", "//", _v("u"), _t("u32", 1)), 0xFFFFFFFE),
+    ([("let", "u", _t("u32", 0x80000000))], ("bin", ">>", _v("u"), ("const", 31)), 1),
+    ([("let", "u", _t("i32", -0x80000000))], ("bin", ">>", _v("u"), ("const", 31)), -1),
+    ([("let", "u", _t("u32", -1)), ("aug", "u", ">>", ("const", 28))], _v("u"), 15),
+    ([("let", "u", _t("i32", -1)), ("aug", "u", ">>", ("const", 28))], _v("u"), -1),
+    ([("let", "u", _t("i64", -1))], ("cmp", ">", _v("u"), _t("u32", 5)), 0),
+    ([("let", "u", _t("u64", -1))], ("cmp", ">", _v("u"), _t("i64", 5)), 1),
+    ([("let", "u", _t("i8", -128))], ("bin", "//", _v("u"), _t("i8", -1)), 128),
+    ([("let", "u", _t("i32", -7))], ("bin", "%", _v("u"), ("const", 3)), -1),
+    ([("let", "u", _t("i32", -7))], ("bin", "//", _v("u"), ("const", 2)), -3),
+    ([("let", "u", _t("u32", 10))], ("bin", "//", _v("u"), Gen.number(-3)), 0),
+    ([("let", "u", _t("i32", 10))], ("bin", "//", _v("u"), Gen.number(-3)), -3),
+    ([("let", "u", _t("u16", 1))], ("bin", "<<", _v("u"), ("const", 31)), -0x80000000),
+    ([("let", "u", _t("u32", 1))], ("bin", "<<", _v("u"), ("const", 35)), 8),
+    ([("let", "u", ("const", 0)), ("aug", "u", "-", ("const", 1))], _v("u"), -1),
+    ([("let", "u", ("const", 0xFFFFFFFF))], ("bin", "+", _v("u"), ("const", 1)), 0x100000000),
+    ([("let", "u", ("bin", "+", _t("u32", 0xFFFFFFFF), ("const", 1))), ("aug", "u", "-", ("const", 1))],
+     _v("u"), 0xFFFFFFFF),
+    ([("let", "u", ("bin", "<<", _t("u64", 1), ("const", 63)))], ("bin", ">>", _v("u"), ("const", 62)), 2),
+    ([("let", "u", ("bin", "<<", _t("i64", 1), ("const", 63)))], ("bin", ">>", _v("u"), ("const", 62)), -2),
+    ([("let", "u", _t("u16", 65535)), ("aug", "u", "+", ("const", 1))], _v("u"), 0),
+    ([("let", "u", _t("i8", 127)), ("aug", "u", "+", ("const", 1))], _v("u"), -128),
+    ([("let", "u", _t("u32", 7)), ("let", "v", _t("i64", -1))], ("bin", "*", _v("u"), _v("v")), -7),
+    ([("let", "u", _t("u32", 7)), ("let", "v", _t("i32", -1))], ("bin", "*", _v("u"), _v("v")), 0xFFFFFFF9),
+    ([("let", "u", _t("u64", 7)), ("let", "v", _t("i64", -1))], ("bin", "//", _v("u"), _v("v")), 0),
+    ([("let", "u", _t("u8", 0xFF))], ("un", "~", _v("u")), -256),
+    ([("let", "u", _t("u32", 0xFF))], ("un", "~", _v("u")), 0xFFFFFF00),
+    ([("let", "u", _t("u32", 5))], ("un", "-", _v("u")), 0xFFFFFFFB),
+    ([("let", "u", _t("i16", -1))], ("cmp", "==", _v("u"), _t("u16", 65535)), 0),
+    ([("let", "u", _t("i32", -1))], ("cmp", "==", _v("u"), _t("u32", 0xFFFFFFFF)), 1),
+    ([("let", "u", _t("u8", 7)), ("aug", "u", "//", ("const", 0))], _v("u"), 0),
+    ([("let", "u", _t("i16", -9)), ("aug", "u", "%", ("const", 0))], _v("u"), -9),
+    ([("let", "u", ("cmp", "<", _t("i8", -1), _t("u8", 1)))], ("bin", "+", _v("u"), ("const", 1)), 2),
+    ([("let", "u", ("cmp", "<", _t("i8", -1), _t("u8", 1))), ("aug", "u", "+", ("const", 5))], _v("u"), 1),
+]
+
+
+def test_known_answers(tmp_path: Any) -> None:
+    """Hand-computed C answers: the model and the kernel must both give them."""
+    funcs = [{"params": [(n, "i64") for n in "abcd"], "body": body, "ret": ret, "locals": []}
+             for body, ret, _ in KNOWN]
+    wants = [want & M64 for _, _, want in KNOWN]
+    model = [run_reference(f, [0, 0, 0, 0]) for f in funcs]
+    assert [(render_function("f", f, ""), m) for f, m, w in zip(funcs, model, wants) if m != w] == []
+    module = build_module(tmp_path, 900, funcs)
+    with module.coll.load() as live:
+        live.maps["inp"][0] = [0, 0, 0, 0]
+        assert live.programs["main"].test_run(bytes(64)).retval == 1
+        got = live.maps["out"][0]
+    assert [(render_function("f", f, ""), hex(g), hex(w)) for f, g, w in zip(funcs, got, wants) if g != w] == []
