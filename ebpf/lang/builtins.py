@@ -16,14 +16,14 @@ __all__ = [
     "ktime_get_boot_ns", "get_smp_processor_id", "get_prandom_u32", "get_current_cgroup_id",
     "jiffies64", "pid", "tid", "uid", "gid", "current_task", "get_current_task",
     "probe_read", "probe_read_user", "probe_read_kernel", "probe_read_str", "probe_read_user_str",
-    "probe_read_kernel_str", "printk", "send_signal", "get_func_ip", "loop", "log2", "log2l",
+    "probe_read_kernel_str", "startswith", "printk", "send_signal", "get_func_ip", "loop", "log2", "log2l",
     "field_exists", "type_size", "type_exists", "enum_value", "cast", "kfunc", "helper", "bounded",
     "sizeof", "ntohs", "ntohl", "htons", "htonl",
 ]
 
 
-def _stub(fn: Callable[..., Any]) -> Callable[..., Any]:
-    name = fn.__name__
+def _stub(fn: Callable[..., Any], name: Optional[str] = None) -> Callable[..., Any]:
+    name = name or fn.__name__
 
     def marker(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(f"ebpf.lang.{name}() only works inside a function compiled to eBPF")
@@ -189,6 +189,31 @@ def probe_read_user_str(dst: Any, src: Any, size: Optional[int] = None) -> Any:
     """Copy a NUL-terminated user string into ``dst``; returns its length with the NUL."""
 
 
+def _read_str(src: Any, size: int = 64) -> Any:
+    """``L.str(p)``: the NUL-terminated string at ``p`` read into a new ``char[size]`` buffer
+    (default 64 bytes, as bpftrace's ``str()``), which the expression then is: compare it
+    (``L.str(ctx.filename) == "/etc/passwd"``), assign it to a ``char[N]`` field, or name it.
+    A user pointer (a syscall tracepoint's ``char *``, ``ctx.argv[i]``) is read with
+    bpf_probe_read_user_str, a kernel pointer or an integer address with
+    bpf_probe_read_kernel_str; a char array in eBPF memory is returned as it is. The string
+    is truncated to ``size - 1`` bytes; bytes after its NUL are unspecified (they never count
+    in string comparisons); a failed read gives the empty string."""
+
+
+def __getattr__(name: str) -> Any:
+    # ``L.str`` is defined here, not as a function named ``str``, so as not to shadow the
+    # built-in in this module.
+    if name == "str":
+        return _STR
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@_stub
+def startswith(text: Any, prefix: Any) -> Any:
+    """bool: the C string in char array ``text`` starts with ``prefix`` (a literal or another
+    char array): ``L.startswith(comm, "kworker")``. See :mod:`ebpf.lang.strings`."""
+
+
 # ---- misc helpers ---------------------------------------------------------------------------
 
 
@@ -291,3 +316,6 @@ def helper(name: Any, *args: Any) -> Any:
 @_stub
 def bounded(cond: Any, limit: int) -> Any:
     """``while L.bounded(cond, N):`` runs while ``cond`` holds, at most ``N`` times."""
+
+
+_STR = _stub(_read_str, "str")

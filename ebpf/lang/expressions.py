@@ -14,6 +14,7 @@ from typing import Any, Optional, Set, Tuple
 
 from ebpf.asm import opcodes as o
 from ebpf.errors import CompileError
+from ebpf.lang import strings
 from ebpf.lang.ir import FP
 from ebpf.lang.lowering import Lowering, _describe
 from ebpf.lang.types import (
@@ -366,8 +367,14 @@ class Expressions(Lowering):
 
     def x_Compare(self, node: ast.Compare) -> Item:
         if len(node.ops) == 1 and not isinstance(node.ops[0], (ast.Is, ast.IsNot, ast.In, ast.NotIn)):
-            a = self.rvalue(node.left)
-            b = self.rvalue(node.comparators[0])
+            left = self.expr(node.left)
+            if strings.is_text(left):
+                return strings.compare_value(self, node.ops[0], left, self.expr(node.comparators[0]), node)
+            a = self.value(left, node.left)
+            right = self.expr(node.comparators[0])
+            if strings.is_text(right):
+                return strings.compare_value(self, node.ops[0], a, right, node)
+            b = self.value(right, node.comparators[0])
             if a.kind == CONST and b.kind == CONST and isinstance(a.type, IntType) and isinstance(b.type, IntType):
                 return Val.const(boolean, int(self._fold_compare(node.ops[0], a, b)))
             return self._compare_value(node.ops[0], a, b, node)
@@ -569,7 +576,11 @@ class Expressions(Lowering):
                 self.emit(o.JMP | (o.JNE if positive else o.JEQ), p.reg, 0, 0, 0, target=target)
                 return
             if isinstance(right, Static) and isinstance(right.obj, (tuple, list, set, frozenset, range)):
-                v = self.rvalue(left_node)
+                left = self.expr(left_node)
+                if strings.is_text(left):
+                    strings.member_jump(self, left, list(right.obj), positive, target, node)
+                    return
+                v = self.value(left, left_node)
                 consts = [Val.const(literal_type(int(c)), int(c)) for c in right.obj]
                 if positive:
                     for c in consts:
@@ -582,8 +593,16 @@ class Expressions(Lowering):
                     self.label(skip)
                 return
             raise self.error("'in' works with a map or a constant tuple", node)
-        a = self.rvalue(left_node)
-        b = self.rvalue(right_node)
+        left = self.expr(left_node)
+        if strings.is_text(left):
+            strings.compare_jump(self, op, left, self.expr(right_node), target, jump_if, node)
+            return
+        a = self.value(left, left_node)
+        right = self.expr(right_node)
+        if strings.is_text(right):
+            strings.compare_jump(self, op, a, right, target, jump_if, node)
+            return
+        b = self.value(right, right_node)
         self.compare_jump(op, a, b, target, jump_if, node)
 
     def compare_jump(self, op: ast.cmpop, a: Val, b: Val, target: str, jump_if: bool, node: Any) -> None:

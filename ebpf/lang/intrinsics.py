@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ebpf.asm import opcodes as o
 from ebpf.lang import helpers as H
+from ebpf.lang import strings
 from ebpf.lang.builtins import InlineFunction, Subprogram
 from ebpf.lang.ir import FP, Function
 from ebpf.lang.types import (
@@ -325,6 +326,31 @@ def _reader(name: str) -> None:
 for _n in ("probe_read", "probe_read_kernel", "probe_read_user", "probe_read_str", "probe_read_kernel_str",
            "probe_read_user_str"):
     _reader(_n)
+
+
+@_handler("str")
+def _str(comp: Any, node: ast.Call) -> Item:
+    src, size = _args(comp, node, ("src", "size"), 1)
+    assert src is not None
+    n = comp.const_int(comp.expr(size), size) if size is not None else 64
+    if n < 1:
+        raise comp.error(f"L.str(): size must be at least 1, not {n}", size)
+    item = comp.expr(src)
+    if isinstance(item, Loc) and strings.is_char_array(item.type) and item.space not in ("kernel", "user"):
+        return item  # already a string in eBPF memory
+    source = _src_arg(comp, item, src)
+    user = isinstance(source.type, PtrType) and source.type.space == "user"
+    buf = comp.stack_object(ArrayType(char, n), zero=False)  # the helper writes every byte it is given
+    helper = "probe_read_user_str" if user else "probe_read_kernel_str"
+    _helper(comp, helper, [comp.addr_of(buf), Val.const(u32, n), source])
+    return buf
+
+
+@_handler("startswith")
+def _startswith(comp: Any, node: ast.Call) -> Item:
+    text, prefix = _args(comp, node, ("text", "prefix"), 2)
+    assert text is not None and prefix is not None
+    return strings.startswith(comp, comp.expr(text), comp.expr(prefix), node)
 
 
 @_handler("printk")

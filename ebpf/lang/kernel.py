@@ -71,7 +71,7 @@ def dsl_type(t: Any, space: str) -> Type:
     if isinstance(t, T.Int):
         if t.is_bool:
             return boolean
-        if t.size == 1 and t.is_char:
+        if t.size == 1 and (t.is_char or t.name == "char"):  # pahole leaves `char` unflagged
             return char
         if t.size > 8:
             return ArrayType(u8, t.size)

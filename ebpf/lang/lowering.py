@@ -311,7 +311,8 @@ class Lowering:
         off = 0
         tmp = self.vreg()
         while off < size:
-            chunk = 8 if size - off >= 8 else 4 if size - off >= 4 else 2 if size - off >= 2 else 1
+            # the widest word aligned on both sides (the verifier wants aligned stack accesses)
+            chunk = next(c for c in (8, 4, 2, 1) if c <= size - off and (src.off + off) % c == (dst.off + off) % c == 0)
             sb, so, _ = self._direct(Loc(src.type, src.base, src.off + off, src.space))
             db, do, _ = self._direct(Loc(dst.type, dst.base, dst.off + off, dst.space))
             self.emit(o.LDX | o.MEM | o.BYTES_SIZE[chunk], tmp, sb, so)
