@@ -16,15 +16,22 @@ class EbpfError(Exception):
     """Base class of every error raised by the toolkit."""
 
 
+def _clip(text: str, width: int) -> str:
+    """Keep one-line messages short however long the input they quote (fuzzed lines run to megabytes)."""
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 class AssemblerError(EbpfError):
-    """Malformed assembly text, a bad register, an unresolved label or an out-of-range jump."""
+    """Malformed assembly text, a bad register, an unresolved label or an out-of-range jump.
+
+    The message quotes at most 80 characters of the line (``text`` keeps all of it)."""
 
     def __init__(self, message: str, line: Optional[int] = None, text: Optional[str] = None):
         self.line = line
         self.text = text
         where = f"line {line}: " if line is not None else ""
-        shown = f" (in {text.strip()!r})" if text else ""
-        super().__init__(f"{where}{message}{shown}")
+        shown = f" (in {_clip(text.strip(), 80)!r})" if text else ""
+        super().__init__(f"{where}{_clip(message, 160)}{shown}")
 
 
 class EncodingError(EbpfError):

@@ -15,13 +15,13 @@ loader writes the map's fd (or, for the _IDX forms, its fd_array index) into the
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Mapping, Optional
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 from ebpf.asm import opcodes as o
 from ebpf.asm.instruction import Instruction, Label, ProgramItem
 from ebpf.errors import AssemblerError, LoadError
 
-__all__ = ["link", "bind_maps", "resolves_pc_relative"]
+__all__ = ["link", "merge_labels", "bind_maps", "resolves_pc_relative"]
 
 _JMP_CALL = o.JMP | o.CALL
 _GOTOL = o.JMP32 | o.JA
@@ -51,53 +51,86 @@ def resolves_pc_relative(insn: Instruction) -> bool:
     return code == o.LD_IMM64 and insn.src == o.PSEUDO_FUNC
 
 
+def merge_labels(items: Iterable[ProgramItem]) -> Tuple[List[Instruction], List[str]]:
+    """Give every Label marker to the instruction after it; return the instructions and the
+    names left after the last one.
+
+    An instruction carries one name (``label``); the other names of the same instruction (more
+    markers before it, or markers before an instruction that already has a label) become
+    aliases of that name: references to them are renamed to it, so the result is a list of
+    instructions that still links, and links the same, without the markers. Instructions are
+    copied where they change. Raises :class:`AssemblerError` for a duplicate label.
+    """
+    seq = items if isinstance(items, list) else list(items)
+    out: List[Instruction] = []
+    alias: Dict[str, str] = {}
+    seen: Dict[str, bool] = {}
+    pending: List[str] = []
+    for item in seq:
+        if isinstance(item, Label):
+            if item.name in seen or item.name in pending:
+                raise AssemblerError(f"duplicate label {item.name!r}")
+            pending.append(item.name)
+            continue
+        if not isinstance(item, Instruction):
+            raise TypeError(f"cannot link {item!r}: expected an Instruction or a Label")
+        insn = item
+        own = insn.label
+        if own is not None:
+            if own in seen or own in pending:
+                raise _error(f"duplicate label {own!r}", insn)
+            seen[own] = True
+        if pending:
+            if own is None:
+                insn = insn.copy()
+                insn.label = own = pending[0]
+            for name in pending:
+                seen[name] = True
+                if name != own:
+                    alias[name] = own
+            pending = []
+        out.append(insn)
+    for name in pending:
+        seen[name] = True
+    if alias:
+        for index, insn in enumerate(out):
+            ref = insn.reference
+            if ref is not None and ref in alias and resolves_pc_relative(insn):
+                insn = out[index] = insn.copy()
+                insn.reference = alias[ref]
+    return out, pending
+
+
 def link(items: Iterable[ProgramItem]) -> List[Instruction]:
     """Resolve label references to offsets; return the instructions (Label markers removed).
 
     Offsets count 8-byte slots from the instruction after the jump (``target - pc - 1``; an
     LD_IMM64 counts 2). Jumps get ``off`` (``imm`` for gotol), bpf-to-bpf calls and
-    PSEUDO_FUNC loads get ``imm``. A :class:`Label` marker names the next instruction (which
-    gets it as ``label`` if it has none). Instructions are copied where they change, never
-    mutated, and keep their ``reference`` so linking again after edits is safe.
-    Raises :class:`AssemblerError` for an undefined or duplicate label, a marker at the end,
-    or a jump whose offset does not fit its field.
+    PSEUDO_FUNC loads get ``imm``. Label markers name the next instruction
+    (:func:`merge_labels`); markers after the last instruction name the end of the program,
+    where llvm-mc puts them too (the verifier then judges a jump there). Instructions are
+    copied where they change, never mutated, and keep their ``reference`` (renamed to the
+    label the target carries) so that linking the result again, or after edits, gives the same
+    offsets; only a reference to the end of the program keeps its offset alone, since no
+    instruction carries that name.
+    Raises :class:`AssemblerError` for an undefined or duplicate label, or a jump whose offset
+    does not fit its field.
     """
-    seq = items if isinstance(items, list) else list(items)
-    out: List[Instruction] = []
+    out, trailing = merge_labels(items)
     table: Dict[str, int] = {}
-    pending: List[str] = []
     fixups: List[int] = []  # indexes into out
     pcs: List[int] = []
     pc = 0
-    for item in seq:
-        if isinstance(item, Label):
-            name = item.name
-            if name in table or name in pending:
-                raise AssemblerError(f"duplicate label {name!r}")
-            pending.append(name)
-            continue
-        if not isinstance(item, Instruction):
-            raise TypeError(f"cannot link {item!r}: expected an Instruction or a Label")
-        insn = item
-        if pending:
-            if insn.label is None:
-                insn = insn.copy()
-                insn.label = pending[0]
-            for name in pending:
-                table[name] = pc
-            pending = []
-        own = insn.label
-        if own is not None:
-            if table.get(own, pc) != pc:
-                raise _error(f"duplicate label {own!r}", insn)
-            table[own] = pc
+    for insn in out:
+        if insn.label is not None:
+            table[insn.label] = pc
         if insn.reference is not None and resolves_pc_relative(insn):
-            fixups.append(len(out))
-        out.append(insn)
+            fixups.append(len(pcs))
         pcs.append(pc)
         pc += 2 if insn.opcode == o.LD_IMM64 else 1
-    if pending:
-        raise AssemblerError(f"label {pending[0]!r} is not followed by an instruction")
+    ends = frozenset(trailing)
+    for name in trailing:
+        table[name] = pc
     for index in fixups:
         insn = out[index]
         ref = insn.reference or ""
@@ -111,7 +144,7 @@ def link(items: Iterable[ProgramItem]) -> List[Instruction]:
                 raise _error(f"jump to {ref!r} out of range: offset {delta} does not fit in 32 bits", insn)
             if code == o.LD_IMM64:
                 delta &= 0xFFFFFFFF  # the offset is the low half of the 64-bit immediate
-            if insn.imm != delta:
+            if insn.imm != delta or ref in ends:
                 insn = out[index] = insn.copy()
                 insn.imm = delta
         else:
@@ -119,9 +152,11 @@ def link(items: Iterable[ProgramItem]) -> List[Instruction]:
                 raise _error(
                     f"jump to {ref!r} out of range: offset {delta} does not fit in 16 bits (use gotol)", insn
                 )
-            if insn.off != delta:
+            if insn.off != delta or ref in ends:
                 insn = out[index] = insn.copy()
                 insn.off = delta
+        if ref in ends:
+            insn.reference = None
     return out
 
 

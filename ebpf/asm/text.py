@@ -12,12 +12,21 @@ freely between us and LLVM::
     r0 = cmpxchg_64(r1 + 0, r0, r2)   r0 = xchg_64(r1 + 0, r0)   may_goto +2   callx r1
     r0 = *(u8 *)skb[4]           r0 = *(u32 *)skb[r1]          r0 = addr_space_cast(r1, 0, 1)
 
-Labels are ``name:`` (several may share an instruction, and one may precede an instruction on
-the same line); jumps and calls name them or give a slot offset (``+3``, ``-1``). Comments
-start with ``#``, ``//`` or ``;`` (a comment after an instruction is kept in its ``comment``).
-Registers may be written upper-case; immediates in decimal or ``0x`` hex, unsigned forms wrap
-(``w0 = 0xffffffff`` is ``w0 = -1``), but a value outside its field is an error (llvm-mc
-silently truncates). ``gotol`` takes a full 32-bit offset (llvm-mc-19 only accepts 16 bits).
+Labels are ``name:`` (several may share an instruction, one may precede an instruction on
+the same line, and one after the last instruction names the end of the program, where a jump
+assembles and the verifier judges it); jumps and calls name them or give a slot offset (``+3``,
+``-1``). Numeric local labels (``1:``) may be defined again and again: ``1b`` is the closest
+``1:`` before, ``1f`` the next one after. Comments start with ``#``, ``//`` or ``;`` (a comment
+after an instruction is kept in its ``comment``). Registers may be written upper-case.
+Integers are C literals: decimal, ``0x`` hex, ``0b`` binary, ``0``-prefixed octal, with an
+optional ``U``/``L``/``LL``/``UL``/``ULL`` suffix in any case (``5ll`` is the number 5; a
+64-bit load is ``r1 = 5 ll``). A literal must fit in 64 bits; a 32-bit immediate keeps the
+low 32 bits of a wider value, as llvm-mc does (``w0 = 0xffffffff`` is ``w0 = -1`` and
+``r0 = 0x1234567890`` is ``r0 = 0x34567890``); offsets must fit their 16 bits. ``gotol``
+takes a full 32-bit offset (llvm-mc-19 only accepts 16 bits). Directives as in llvm-mc:
+``.8byte``/``.quad N[, N...]`` are raw instruction words (the little-endian 64-bit value of
+one slot; an LD_IMM64 takes two words), ``.rept N`` ... ``.endr`` repeats the lines between
+(nested, up to a million lines in all).
 
 Extensions (our own; llvm-mc has no syntax for these, its ``ld_pseudo r1, 1, 5`` is accepted
 on input but loses the second immediate):
@@ -59,6 +68,7 @@ from ebpf.asm.builder import helper_id
 from ebpf.asm.disasm import disassemble
 from ebpf.asm.instruction import Instruction, Label, ProgramItem, SourcePos
 from ebpf.asm.linker import link as _link
+from ebpf.asm.linker import merge_labels
 from ebpf.asm.mapdecl import MapDecl
 from ebpf.errors import AssemblerError
 
@@ -77,12 +87,14 @@ class _Syntax(Exception):
 
 
 _REG = r"([rRwW]\d+)"
-_NUM = r"([+-]?\s*(?:0[xX][0-9a-fA-F]+|\d+))"
+_NUM = r"([+-]?\s*(?:0[xX][0-9a-fA-F]+|0[bB][01]+|\d+)[uU]?[lL]{0,2})"
+_INT = re.compile(r"([+-]?)\s*(?:0[xX]([0-9a-fA-F]+)|0[bB]([01]+)|([0-9]+))[uU]?[lL]{0,2}")
 _ADDR = _REG + r"\s*(?:([+-])\s*" + _NUM + r")?"
 _USZ = r"(u8|u16|u32|u64)"
 
 _COMMENT = re.compile(r"#|//|;")
-_LABEL = re.compile(r"\s*([A-Za-z_.$][\w.$]*)\s*:(?!=)")
+_LABEL = re.compile(r"\s*([A-Za-z_.$][\w.$]*|\d+)\s*:(?!=)")
+_LOCAL_REF = re.compile(r"(\d+)([bf])")
 _WORD = re.compile(r"[A-Za-z_.][\w.]*")
 _ASSIGN = re.compile(_REG + r"\s*(s>>=|s/=|s%=|<<=|>>=|\+=|-=|\*=|/=|%=|\|=|&=|\^=|=)\s*(.*)$")
 _IF = re.compile(
@@ -112,16 +124,14 @@ _R_CMPXCHG = re.compile(
 )
 _R_XCHG = re.compile(r"xchg(_64|32_32)\s*\(\s*" + _ADDR + r"\s*,\s*" + _REG + r"\s*\)$")
 _R_ASCAST = re.compile(r"addr_space_cast\s*\(\s*" + _REG + r"\s*,\s*" + _NUM + r"\s*,\s*" + _NUM + r"\s*\)$")
-_R_PSEUDO = re.compile(
-    r"(map|map_value|btf_id|func)\s*\[\s*([^\]]*?)\s*\]\s*(?:([+-])\s*" + _NUM + r")?\s*(ll)?$"
-)
+_R_PSEUDO = re.compile(r"(map|map_value|btf_id|func)\s*\[([^\]]*)\]\s*(?:([+-])\s*" + _NUM + r")?\s*(ll)?$")
 _R_IMM = re.compile(_NUM + r"(\s+ll)?$")
 _R_REG = re.compile(_REG + "$")
 _R_WORD = re.compile(r"[A-Za-z_][\w]*")
-_KFUNC = re.compile(r"kfunc\s*\[\s*([^\],]+?)\s*(?:,\s*idx\s*:\s*" + _NUM + r")?\s*\]$")
+_KFUNC = re.compile(r"kfunc\s*\[([^\],]*)(?:,\s*idx\s*:\s*" + _NUM + r")?\s*\]$")
 _PCREL = re.compile(r"pc\s*([+-]\s*\d+)$")
 _SYMBOL = re.compile(r"[A-Za-z_.$][\w.$]*$")
-_KEYVAL = re.compile(r"(\w+)\s*=\s*(\S+)")
+_KEYVAL = re.compile(r"\s*(\w+)\s*=\s*([^\s=]+)")
 
 _ALU_OPS = {
     "+=": o.ADD, "-=": o.SUB, "*=": o.MUL, "/=": o.DIV, "|=": o.OR, "&=": o.AND, "<<=": o.LSH,
@@ -134,6 +144,8 @@ _JMP_OPS = {
 _ATOMIC_OPS = {"+=": o.ADD, "|=": o.OR, "&=": o.AND, "^=": o.XOR}
 _FETCH_OPS = {"add": o.ADD, "or": o.OR, "and": o.AND, "xor": o.XOR}
 _SIZE = {"u8": o.B, "u16": o.H, "u32": o.W, "u64": o.DW, "s8": o.B, "s16": o.H, "s32": o.W}
+_RAW_WORDS = frozenset({".8byte", ".quad"})
+_MAX_LINES = 1_000_000  # what .rept may expand to: the kernel's limit on instructions
 _IGNORED_DIRECTIVES = frozenset(
     {".text", ".globl", ".global", ".type", ".size", ".p2align", ".align", ".file", ".addrsig",
      ".addrsig_sym"}
@@ -151,6 +163,7 @@ _U32 = 1 << 32
 _I32_MIN = -(1 << 31)
 _I64_MIN = -(1 << 63)
 _U64 = 1 << 64
+_DIGITS = {16: 16, 2: 64, 8: 22, 10: 20}  # more digits than this (leading zeros aside) exceed 64 bits
 
 
 # -- operands ----------------------------------------------------------------------------------
@@ -158,7 +171,7 @@ _U64 = 1 << 64
 
 def _reg(token: str) -> Tuple[int, bool]:
     """Register number and whether it is a 32-bit (``w``) name."""
-    number = int(token[1:])
+    number = int(token[1:]) if len(token) <= 3 else o.MAX_REG + 1
     if number > o.MAX_REG:
         raise _Syntax(f"bad register {token!r}: registers are r0..r10 (w0..w10)")
     return number, token[0] in "wW"
@@ -172,19 +185,48 @@ def _reg64(token: str, what: str) -> int:
 
 
 def _num(token: str) -> int:
-    text = token.replace(" ", "").replace("\t", "")
-    sign = 1
-    if text[0] in "+-":
-        sign = -1 if text[0] == "-" else 1
-        text = text[1:]
-    value = int(text, 16) if text[:2] in ("0x", "0X") else int(text, 10)
-    return sign * value
+    """A C integer literal (see the module docstring); its magnitude must fit in 64 bits."""
+    m = _INT.fullmatch(token.strip())
+    if m is None:
+        raise _Syntax(f"expected a number, not {token.strip()!r}")
+    sign, hexa, binary, other = m.groups()
+    if hexa is not None:
+        digits, base = hexa, 16
+    elif binary is not None:
+        digits, base = binary, 2
+    elif other[0] == "0" and len(other) > 1:
+        digits, base = other, 8
+        if "8" in other or "9" in other:
+            raise _Syntax(f"bad octal number {token.strip()!r} (a leading 0 means octal, as in C)")
+    else:
+        digits, base = other, 10
+    digits = digits.lstrip("0") or "0"
+    # checked before int(): Python refuses decimal strings over 4300 digits with ValueError
+    value = int(digits, base) if len(digits) <= _DIGITS[base] else _U64
+    if value >= _U64:
+        raise _Syntax(f"integer {token.strip()!r} does not fit in 64 bits")
+    return -value if sign == "-" else value
 
 
 def _imm32(value: int) -> int:
-    if not _I32_MIN <= value < _U32:
-        raise _Syntax(f"immediate {value} out of range for a 32-bit field")
-    return value
+    """The low 32 bits of a 32-bit immediate, as llvm-mc keeps them (``r0 = 0x1234567890``)."""
+    return value & 0xFFFFFFFF
+
+
+def _keyvals(text: str) -> Tuple[List[Tuple[str, str]], str]:
+    """``key=value`` pairs from the start of ``text`` and what is left after them.
+
+    Matched one pair at a time from where the last ended (linear in the line's length; a
+    ``finditer`` search restarts at every character of a long malformed line).
+    """
+    pairs: List[Tuple[str, str]] = []
+    pos = 0
+    while True:
+        m = _KEYVAL.match(text, pos)
+        if m is None:
+            return pairs, text[pos:].strip()
+        pairs.append((m.group(1), m.group(2)))
+        pos = m.end()
 
 
 def _imm32_signed(value: int, what: str) -> int:
@@ -222,20 +264,29 @@ class _Assembler:
         self.labels: Dict[str, int] = {}  # name -> line
         self.maps: List[MapDecl] = []
         self.named_calls: List[Tuple[Instruction, str]] = []
-        self.pending: List[str] = []
+        self.numeric: Dict[str, int] = {}  # numeric local label -> definitions so far
+        self.forward: List[Tuple[str, str, int, str]] = []  # name, "1f", line, text
+        self.half: Optional[Tuple[Tuple[int, int, int, int, int], int, str]] = None  # LD_IMM64 word
+        self.lineno = 0
+        self.raw_line = ""
 
     # -- driver --
 
     def run(self, text: str, link: bool) -> Assembly:
-        lineno = 0
-        for lineno, raw in enumerate(text.splitlines(), 1):
+        for lineno, raw in _expand(text.splitlines()):
+            self.lineno, self.raw_line = lineno, raw
             try:
                 self.line(raw, lineno)
             except _Syntax as exc:
                 raise AssemblerError(str(exc), line=lineno, text=raw) from None
-        if self.pending:
-            name = self.pending[0]
-            raise AssemblerError(f"label {name!r} is not followed by an instruction", line=self.labels[name])
+        if self.half is not None:
+            raise AssemblerError(
+                "an LD_IMM64 word (opcode 0x18) needs its second half in the next .8byte word",
+                line=self.half[1], text=self.half[2],
+            )
+        for name, token, lineno, raw in self.forward:
+            if name not in self.labels:
+                raise AssemblerError(f"no '{token[:-1]}:' after {token!r}", line=lineno, text=raw)
         for insn, name in self.named_calls:
             if name in self.labels:
                 insn.src = o.CALL_PSEUDO
@@ -252,7 +303,16 @@ class _Assembler:
                     ) from None
                 insn.src = o.CALL_PSEUDO
                 insn.reference = name
-        insns = _link(self.items) if link else [i for i in self.items if isinstance(i, Instruction)]
+        if link:
+            insns = _link(self.items)
+            if not insns:
+                raise AssemblerError("no instructions: the text is empty or has only comments, labels and "
+                                     "directives")
+        else:
+            insns, trailing = merge_labels(self.items)
+            if trailing:
+                raise AssemblerError(f"label {trailing[0]!r} is not followed by an instruction",
+                                     line=self.labels[trailing[0]])
         return Assembly(insns, self.maps)
 
     def line(self, raw: str, lineno: int) -> None:
@@ -262,51 +322,108 @@ class _Assembler:
         if m is not None:
             comment = text[m.end():].strip() or None
             text = text[: m.start()]
-        text = text.strip()
-        if not text:
-            return
+        pos = 0
         while True:
-            m = _LABEL.match(text)
+            m = _LABEL.match(text, pos)
             if m is None:
                 break
             self.define(m.group(1), lineno)
-            text = text[m.end():].strip()
-            if not text:
-                return
-        if text[0] == ".":
-            if self.directive(text):
-                return
+            pos = m.end()
+        text = text[pos:].strip()
+        if not text:
+            return
+        if self.half is not None and not text.startswith(tuple(_RAW_WORDS)):
+            raise AssemblerError(
+                "an LD_IMM64 word (opcode 0x18) needs its second half in the next .8byte word",
+                line=self.half[1], text=self.half[2],
+            )
+        if text[0] == "." and self.directive(text):
+            return
         insn = self.instruction(text)
+        self.emit(insn, raw, text, lineno, comment)
+
+    def emit(self, insn: Instruction, raw: str, text: str, lineno: int, comment: Optional[str]) -> None:
         insn.source = SourcePos(self.filename, lineno, raw.find(text) + 1, raw.strip())
         insn.comment = comment
-        if self.pending:
-            insn.label = self.pending[0]
-            for extra in self.pending[1:]:
-                self.items.append(Label(extra))
-            self.pending = []
         self.items.append(insn)
 
     def define(self, name: str, lineno: int) -> None:
+        if self.half is not None:
+            raise _Syntax(f"a label cannot split an LD_IMM64 in two .8byte words (line {self.half[1]})")
+        if name.isdigit():
+            key = name.lstrip("0") or "0"
+            count = self.numeric[key] = self.numeric.get(key, 0) + 1
+            name = _local_name(key, count)
         if name in self.labels:
             raise _Syntax(f"duplicate label {name!r} (first defined on line {self.labels[name]})")
         if _R_REG.match(name) is not None:
             raise _Syntax(f"label {name!r} looks like a register")
         self.labels[name] = lineno
-        self.pending.append(name)
+        self.items.append(Label(name))
+
+    def label_ref(self, token: str) -> Optional[str]:
+        """The label a jump, call or func[] names: a symbol, or ``1b``/``1f``; None for neither."""
+        if _SYMBOL.match(token):
+            return token
+        m = _LOCAL_REF.fullmatch(token)
+        if m is None:
+            return None
+        key = m.group(1).lstrip("0") or "0"
+        count = self.numeric.get(key, 0)
+        if m.group(2) == "b":
+            if count == 0:
+                raise _Syntax(f"no '{m.group(1)}:' before {token!r}")
+            return _local_name(key, count)
+        name = _local_name(key, count + 1)
+        self.forward.append((name, token, self.lineno, self.raw_line))
+        return name
 
     # -- directives --
 
     def directive(self, text: str) -> bool:
-        """Handle a directive; False if the line is an instruction after all (never, today)."""
+        """Handle a directive; False if the line is an instruction after all (``.insn``)."""
         word = text.split(None, 1)[0]
         if word in _IGNORED_DIRECTIVES:
             return True
         if word == ".map":
             self.map_decl(text[4:].strip())
             return True
+        if word in _RAW_WORDS:
+            self.raw_words(text[len(word):])
+            return True
         if word == ".insn":
             return False
-        raise _Syntax(f"unknown directive {word!r}")
+        if word in (".rept", ".endr"):
+            raise _Syntax(f"{word!r} must begin its line (no label before it)")
+        raise _Syntax(f"unknown directive {word[:40]!r}")
+
+    def raw_words(self, rest: str) -> None:
+        """``.8byte``/``.quad``: each value is one slot; an LD_IMM64 pairs with the next value."""
+        values = [v.strip() for v in rest.split(",")]
+        if not all(re.fullmatch(_NUM, v) for v in values):
+            raise _Syntax("expected '.8byte N[, N...]' (raw 64-bit instruction words)")
+        for value in values:
+            number = _num(value)
+            if number < _I64_MIN:
+                raise _Syntax(f"integer {value!r} does not fit in 64 bits")
+            word = number & (_U64 - 1)
+            fields = (word & 0xFF, (word >> 8) & 0x0F, (word >> 12) & 0x0F, (word >> 16) & 0xFFFF, word >> 32)
+            if self.half is not None:
+                (code, dst, src, off, low), lineno, raw = self.half
+                if fields[:4] != (0, 0, 0, 0):
+                    raise AssemblerError(
+                        "the second half of an LD_IMM64 (.8byte) word must have zero code, registers and "
+                        "offset", line=lineno, text=raw,
+                    )
+                self.half = None
+                insn = Instruction(code, dst, src, off, fields[4] << 32 | low)
+            elif fields[0] == o.LD_IMM64:
+                self.half = (fields, self.lineno, self.raw_line)
+                continue
+            else:
+                insn = Instruction(*fields)
+            text = self.raw_line.strip()
+            self.emit(insn, self.raw_line, text, self.lineno, None)
 
     def map_decl(self, rest: str) -> None:
         parts = rest.split(None, 1)
@@ -315,19 +432,14 @@ class _Assembler:
         name = parts[0]
         if any(m.name == name for m in self.maps):
             raise _Syntax(f"duplicate map {name!r}")
-        args = parts[1] if len(parts) > 1 else ""
+        pairs, left = _keyvals(parts[1] if len(parts) > 1 else "")
+        if left:
+            raise _Syntax(f"malformed .map argument {left!r}")
         fields: Dict[str, str] = {}
-        pos = 0
-        for m in _KEYVAL.finditer(args):
-            if args[pos:m.start()].strip():
-                raise _Syntax(f"malformed .map argument {args[pos:m.start()].strip()!r}")
-            key = m.group(1)
+        for key, value in pairs:
             if key in fields:
                 raise _Syntax(f"duplicate .map key {key!r}")
-            fields[key] = m.group(2)
-            pos = m.end()
-        if args[pos:].strip():
-            raise _Syntax(f"malformed .map argument {args[pos:].strip()!r}")
+            fields[key] = value
         unknown = set(fields) - {"type", "key", "value", "max_entries", "flags"}
         if unknown:
             raise _Syntax(
@@ -343,6 +455,7 @@ class _Assembler:
         flags = 0
         for flag in fields.get("flags", "0").split("|"):
             if re.fullmatch(_NUM, flag):
+                _num(flag)  # range check before the mask
                 flags |= _num(flag)
             elif flag.upper() in MapFlag.__members__:
                 flags |= int(MapFlag[flag.upper()])
@@ -397,26 +510,23 @@ class _Assembler:
     def raw(self, rest: str) -> Instruction:
         fields = {"code": None, "dst": "0", "src": "0", "off": "0", "imm": "0"}
         seen = set()
-        for m in _KEYVAL.finditer(rest):
-            key = m.group(1)
+        pairs, left = _keyvals(rest)
+        for key, value in pairs:
             if key not in fields or key in seen:
                 raise _Syntax(f"bad .insn field {key!r} (use code=, dst=, src=, off=, imm=)")
             seen.add(key)
-            fields[key] = m.group(2)
-        if fields["code"] is None or _KEYVAL.sub("", rest).strip():
+            fields[key] = value
+        if fields["code"] is None or left:
             raise _Syntax("expected '.insn code=N [dst=N] [src=N] [off=N] [imm=N]'")
-        try:
-            code, dst, src, off, imm = (_num(fields[k] or "") for k in ("code", "dst", "src", "off", "imm"))
-        except ValueError:
-            raise _Syntax("malformed .insn field value") from None
+        code, dst, src, off, imm = (_num(fields[k] or "") for k in ("code", "dst", "src", "off", "imm"))
         if not 0 <= code <= 0xFF or not 0 <= dst <= 15 or not 0 <= src <= 15:
             raise _Syntax(".insn code must be 0..255 and dst/src 0..15")
         _off16(off)
         if code == o.LD_IMM64:
             if not _I64_MIN <= imm < _U64:
                 raise _Syntax(f"immediate {imm} out of range for a 64-bit field")
-        else:
-            _imm32(imm)
+        elif not _I32_MIN <= imm < _U32:
+            raise _Syntax(f"immediate {imm} out of range for a 32-bit field")
         return Instruction(code, dst, src, off, imm)
 
     def assign(self, dst_tok: str, op: str, rhs: str) -> Instruction:
@@ -460,9 +570,7 @@ class _Assembler:
             if m.group(2) is not None:
                 if is32:
                     raise _Syntax(f"a 64-bit immediate load needs a 64-bit register, not {dst_tok!r}")
-                if not _I64_MIN <= value < _U64:
-                    raise _Syntax(f"immediate {value} out of range for a 64-bit field")
-                return Instruction(o.LD_IMM64, dst, 0, 0, value)
+                return Instruction(o.LD_IMM64, dst, 0, 0, value & (_U64 - 1))
             return Instruction((o.ALU if is32 else o.ALU64) | o.MOV, dst, 0, 0, _imm32(value))
         if c == "-":
             m = _R_NEG.match(rhs)
@@ -510,7 +618,7 @@ class _Assembler:
     @staticmethod
     def bad_operand(rhs: str) -> _Syntax:
         m = re.match(r"[rRwW](\d+)\b", rhs)
-        if m is not None and int(m.group(1)) > o.MAX_REG:
+        if m is not None and (len(m.group(1)) > 2 or int(m.group(1)) > o.MAX_REG):
             return _Syntax(f"bad register {m.group(0)!r}: registers are r0..r10 (w0..w10)")
         m = _R_IMM.match(rhs)
         if m is not None:
@@ -629,7 +737,7 @@ class _Assembler:
         if m is None:
             raise _Syntax(f"malformed pseudo load {rhs!r}")
         dst = _reg64(dst_tok, "a 64-bit load")
-        kind, arg = m.group(1), m.group(2)
+        kind, arg = m.group(1), m.group(2).strip()
         extra = 0
         if m.group(4) is not None:
             if kind != "map_value":
@@ -641,9 +749,10 @@ class _Assembler:
             if pm is not None:
                 delta = _imm32_signed(_num(pm.group(1)), "offset")
                 return Instruction(o.LD_IMM64, dst, o.PSEUDO_FUNC, 0, delta & 0xFFFFFFFF)
-            if not _SYMBOL.match(arg):
+            name = self.label_ref(arg)
+            if name is None:
                 raise _Syntax(f"expected func[label] or func[pc+N], not func[{arg}]")
-            return Instruction(o.LD_IMM64, dst, o.PSEUDO_FUNC, reference=arg)
+            return Instruction(o.LD_IMM64, dst, o.PSEUDO_FUNC, reference=name)
         if kind == "btf_id":
             parts = [p.strip() for p in arg.split(",")]
             if len(parts) == 2 and parts[1].startswith("fd:"):
@@ -694,8 +803,9 @@ class _Assembler:
     # -- control flow --
 
     def target16(self, opcode: int, dst: int, src: int, imm: int, target: str) -> Instruction:
-        if _SYMBOL.match(target):
-            return Instruction(opcode, dst, src, 0, imm, reference=target)
+        name = self.label_ref(target)
+        if name is not None:
+            return Instruction(opcode, dst, src, 0, imm, reference=name)
         if not re.fullmatch(_NUM, target):
             raise _Syntax(f"bad jump target {target!r}")
         return Instruction(opcode, dst, src, _off16(_num(target), "jump offset"), imm)
@@ -725,8 +835,9 @@ class _Assembler:
             return self.target16(o.JMP | o.JA, 0, 0, 0, target)
         if word == "may_goto":
             return self.target16(o.JMP | o.JCOND, 0, 0, 0, target)
-        if _SYMBOL.match(target):
-            return Instruction(o.JMP32 | o.JA, reference=target)
+        name = self.label_ref(target)
+        if name is not None:
+            return Instruction(o.JMP32 | o.JA, reference=name)
         if not re.fullmatch(_NUM, target):
             raise _Syntax(f"bad jump target {target!r}")
         return Instruction(o.JMP32 | o.JA, 0, 0, 0, _imm32_signed(_num(target), "jump offset"))
@@ -737,14 +848,14 @@ class _Assembler:
             raise _Syntax("expected 'call helper|label|pc+N|kfunc[...]'")
         arg = m.group(1).strip()
         if re.fullmatch(_NUM, arg):
-            return Instruction(o.JMP | o.CALL, 0, o.CALL_HELPER, 0, _imm32_signed(_num(arg), "helper id"))
+            return Instruction(o.JMP | o.CALL, 0, o.CALL_HELPER, 0, _imm32(_num(arg)))
         pm = _PCREL.match(arg)
         if pm is not None:
             delta = _imm32_signed(_num(pm.group(1)), "call offset")
             return Instruction(o.JMP | o.CALL, 0, o.CALL_PSEUDO, 0, delta)
         km = _KFUNC.match(arg)
         if km is not None:
-            what = km.group(1)
+            what = km.group(1).strip()
             idx = _off16(_num(km.group(2)), "kfunc module index") if km.group(2) is not None else 0
             if re.fullmatch(_NUM, what):
                 return Instruction(o.JMP | o.CALL, 0, o.CALL_KFUNC, idx, _imm32_signed(_num(what), "BTF id"))
@@ -755,15 +866,65 @@ class _Assembler:
             insn = Instruction(o.JMP | o.CALL)
             self.named_calls.append((insn, arg))
             return insn
+        name = self.label_ref(arg)  # 1b, 1f: always a local function
+        if name is not None:
+            return Instruction(o.JMP | o.CALL, 0, o.CALL_PSEUDO, reference=name)
         raise _Syntax(f"bad call target {arg!r}")
+
+
+def _local_name(number: str, count: int) -> str:
+    """The label the ``count``-th definition of numeric label ``number`` stands for."""
+    return f".L{number}${count}"
+
+
+def _directive_word(raw: str) -> str:
+    m = _COMMENT.search(raw)
+    code = raw[: m.start()] if m is not None else raw
+    parts = code.split(None, 1)
+    return parts[0] if parts else ""
+
+
+def _expand(lines: List[str]) -> List[Tuple[int, str]]:
+    """Number the lines and unroll ``.rept N`` ... ``.endr`` blocks (nested), keeping line numbers."""
+    out: List[Tuple[int, str]] = []
+    open_blocks: List[Tuple[int, int, str, List[Tuple[int, str]]]] = []  # count, line, text, body
+    for lineno, raw in enumerate(lines, 1):
+        word = _directive_word(raw)
+        if word == ".rept":
+            arg = raw.split(None, 1)[1] if len(raw.split(None, 1)) > 1 else ""
+            arg = _COMMENT.split(arg, 1)[0].strip()
+            try:
+                if not re.fullmatch(_NUM, arg):
+                    raise _Syntax("expected '.rept COUNT'")
+                count = _num(arg)
+                if count < 0:
+                    raise _Syntax(f"'.rept' count {count} is negative")
+            except _Syntax as exc:
+                raise AssemblerError(str(exc), line=lineno, text=raw) from None
+            open_blocks.append((count, lineno, raw, []))
+        elif word == ".endr":
+            if not open_blocks:
+                raise AssemblerError("'.endr' without '.rept'", line=lineno, text=raw)
+            count, start, start_text, body = open_blocks.pop()
+            into = open_blocks[-1][3] if open_blocks else out
+            if len(into) + len(body) * count > _MAX_LINES:
+                raise AssemblerError(f"'.rept' makes more than {_MAX_LINES} lines", line=start, text=start_text)
+            into.extend(body * count)
+        else:
+            (open_blocks[-1][3] if open_blocks else out).append((lineno, raw))
+    if open_blocks:
+        _, start, start_text, _ = open_blocks[-1]
+        raise AssemblerError("no matching '.endr' for this '.rept'", line=start, text=start_text)
+    return out
 
 
 def assemble(text: str, *, filename: str = "<asm>", link: bool = True) -> Assembly:
     """Assemble eBPF assembly text; returns the instructions and the ``.map`` declarations.
 
     With ``link`` (the default) label references are resolved to offsets and every label must
-    be defined; without it, instructions keep symbolic references (for linking with other
-    pieces later; a ``call NAME`` that is neither a label nor a helper becomes a local call).
+    be defined, and there must be an instruction; without it, instructions keep symbolic
+    references (for linking with other pieces later; a ``call NAME`` that is neither a label
+    nor a helper becomes a local call).
     Every instruction's ``source`` records file, line, column and text. Raises
     :class:`AssemblerError` with the line number and text of the first offending line.
     """

@@ -173,9 +173,11 @@ def test_duplicate_label() -> None:
         link([first, second])
 
 
-def test_label_at_end() -> None:
-    with pytest.raises(AssemblerError, match="'end' is not followed by an instruction"):
-        link([b.exit_(), label("end")])
+def test_label_at_end_names_the_end_of_the_program() -> None:
+    """As in llvm-mc: the jump gets the offset past the last instruction (the verifier judges it)."""
+    linked = link([b.ja("end"), b.exit_(), label("end")])
+    assert linked[0].off == 1 and linked[0].reference is None
+    assert link(linked)[0].off == 1
 
 
 def test_jump_out_of_16_bit_range_names_label() -> None:

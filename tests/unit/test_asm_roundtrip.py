@@ -112,7 +112,7 @@ def test_big_endian_round_trip(insns: List[Instruction]) -> None:
 
 
 @FAST
-@given(st.lists(any_insns, max_size=20))
+@given(st.lists(any_insns, min_size=1, max_size=20))  # no instructions is an error, not a program
 def test_assemble_disassemble_round_trip(insns: List[Instruction]) -> None:
     assert assemble(disassemble(insns)).instructions == insns
 

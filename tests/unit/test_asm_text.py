@@ -49,10 +49,14 @@ def test_flexible_spacing_and_case() -> None:
     assert one("*(u32 *)(r1 + 0) = r2") == one("*(u32 *)(r1 + 0) = w2")
 
 
-def test_immediates_wrap_like_llvm_but_never_truncate() -> None:
+def test_immediates_wrap_and_truncate_like_llvm() -> None:
     assert one("w0 = 0xffffffff") == one("w0 = -1")
     assert one("r1 = 0xffffffffffffffff ll") == one("r1 = -1 ll")
     assert one("r0 = 0x10") == one("r0 = 16")
+    # llvm-mc keeps the low 32 bits of a wider immediate (tests/unit/data/asm/syntax has its bytes)
+    assert one("r0 = 0x1234567890") == one("r0 = 0x34567890")
+    assert one("r0 += -2147483649") == one("r0 += 2147483647")
+    assert one("call 0x100000005") == one("call 5")
 
 
 def test_gotol_takes_32_bit_offsets() -> None:
@@ -226,9 +230,16 @@ def test_duplicate_map() -> None:
         ("w0 = *(s8 *)(r1 + 0)", "sign-extending loads write a 64-bit register"),
         ("w1 = 5 ll", "64-bit register"),
         # immediates and offsets out of range
-        ("r0 = 4294967296", "immediate 4294967296 out of range for a 32-bit field"),
-        ("r0 += -2147483649", "immediate -2147483649 out of range"),
-        ("r1 = 18446744073709551616 ll", "out of range for a 64-bit field"),
+        ("r0 = 18446744073709551616", "does not fit in 64 bits"),
+        ("r1 = 18446744073709551616 ll", "does not fit in 64 bits"),
+        ("r1 = -0x10000000000000000 ll", "does not fit in 64 bits"),
+        ("r0 = 08", "bad octal"),
+        ("r0 = 5Lu", "malformed operand"),
+        (".8byte 0x10000000000000000", "does not fit in 64 bits"),
+        (".quad r1", "expected '.8byte N"),
+        (".rept x", "expected '.rept COUNT'"),
+        (".endr", "'.endr' without '.rept'"),
+        ("goto 1b", "no '1:' before '1b'"),
         ("r0 = *(u8 *)(r1 + 32768)", "offset 32768 out of range for a signed 16-bit field"),
         ("if r0 == 1 goto +32768", "jump offset 32768 out of range"),
         ("gotol +2147483648", "jump offset 2147483648 out of range"),
@@ -282,9 +293,75 @@ def test_label_that_looks_like_register() -> None:
         assemble("r1: exit")
 
 
-def test_dangling_label() -> None:
+def test_label_after_the_last_instruction() -> None:
+    """llvm-mc accepts it (the verifier judges the jump); linking again keeps the offset."""
+    insns = assemble("goto end\nexit\nend:\n").instructions
+    assert insns[0].off == 1
+    assert link(insns)[0].off == 1
     with pytest.raises(AssemblerError, match="line 2: label 'end' is not followed by an instruction"):
-        assemble("exit\nend:\n")
+        assemble("exit\nend:\n", link=False)
+
+
+def test_two_labels_on_one_instruction_survive_linking_again() -> None:
+    """The README's path: ProgramSpec(..., assemble(text).instructions) links them once more."""
+    text = "r0 = 0\nif r1 == 0 goto b\ngoto a\na:\nb: r0 = 1\nexit\n"
+    insns = assemble(text).instructions
+    again = link(insns)
+    assert again == insns and (again[1].off, again[2].off) == (1, 0)
+    built = link([b.jeq(R1, 0, "y"), b.label("x"), b.label("y"), b.exit_()])
+    assert link(built)[0].off == 0
+
+
+def test_forward_numeric_label_must_be_defined() -> None:
+    with pytest.raises(AssemblerError, match="line 4: no '3:' after '3f'"):
+        assemble("r0 = 0\nif r0 == 0 goto 3f\n3: r0 = 1\nif r0 == 1 goto 3f\nexit")
+
+
+def test_raw_words_pair_for_ld_imm64() -> None:
+    (insn,) = assemble(".8byte 0x118\n.8byte 0x500000000").instructions
+    assert (insn.opcode, insn.dst, insn.imm) == (0x18, 1, 5 << 32)
+    with pytest.raises(AssemblerError, match="line 1: .*second half"):
+        assemble(".8byte 0x118\nexit")
+    with pytest.raises(AssemblerError, match="second half"):
+        assemble(".8byte 0x118\n.8byte 0x0000000500000095")
+
+
+def test_rept_errors_and_limits() -> None:
+    with pytest.raises(AssemblerError, match="line 1: no matching '.endr'"):
+        assemble(".rept 2\nexit\n")
+    with pytest.raises(AssemblerError, match="line 1: .*more than"):
+        assemble(".rept 1000000\n.rept 1000000\nexit\n.endr\n.endr\n")
+    with pytest.raises(AssemblerError, match=r"line 2: duplicate label 'a' \(first defined on line 2\)"):
+        assemble(".rept 2\na: exit\n.endr\n")
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", ".text\n.globl f\n", "f:\n",
+                                  ".map m type=hash key=4 value=8 max_entries=1\n", ".rept 0\nexit\n.endr\n"])
+def test_a_program_needs_an_instruction(text: str) -> None:
+    with pytest.raises(AssemblerError, match="no instructions"):
+        assemble(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["r0 = " + "9" * 5000, "r0 = " + "9" * 5000 + " ll", "r" + "1" * 5000 + " = 1", "r0 = r" + "1" * 5000,
+     ".insn code=" + "1" * 5000, ".map m type=hash max_entries=" + "1" * 5000, ".8byte " + "7" * 5000,
+     ".rept " + "1" * 5000, "goto " + "1" * 5000, "goto " + "1" * 5000 + "b", "call " + "1" * 5000,
+     "r0 = *(u8 *)(r1 + " + "1" * 5000 + ")", "if r0 == " + "1" * 5000 + " goto +1"],
+    ids=lambda text: text[:12],
+)
+def test_huge_integers_are_assembler_errors(text: str) -> None:
+    with pytest.raises(AssemblerError) as info:
+        assemble(text + "\nexit\n")
+    assert len(str(info.value)) < 300
+
+
+def test_error_messages_cap_the_line() -> None:
+    line = "r0 = " + "x" * 20000
+    with pytest.raises(AssemblerError) as info:
+        assemble(line)
+    assert len(str(info.value)) < 300 and "..." in str(info.value)
+    assert info.value.text == line  # the whole line stays available
 
 
 def test_unlinked_assembly_keeps_references() -> None:
