@@ -1,7 +1,15 @@
 """Finding tracefs, mounting it when absent, and reading tracepoint ids and formats.
 
 A fresh machine may have no tracefs mounted: we look in /proc/self/mountinfo first (any
-tracefs mount will do), then at the usual places, and as root mount it at /sys/kernel/tracing.
+tracefs mount will do), then at the usual places. If there is none, root gets a *detached* mount
+(fsopen/fsconfig/fsmount, Linux 5.2+): a mount fd attached nowhere in the mount tree, used through
+``/proc/self/fd/N``. It is visible to no other process, changes no mount namespace (threads and
+an embedding application see the same tree as before), and the kernel drops it when the fd
+closes, at exit or when the process is killed: nothing to unmount, so nothing is left behind
+even after SIGKILL. (Unmounting at exit would be skipped by SIGKILL and would pull the mount from
+under another tool that found it meanwhile; a private mount namespace would change the mount
+view of the whole embedding process, and of only the calling thread.) Kernels without the new
+mount API get the old way, a mount at /sys/kernel/tracing that stays, as systemd's does.
 """
 
 from __future__ import annotations
@@ -51,8 +59,46 @@ def _mount(target: str) -> None:
         )
 
 
+# fsopen, fsconfig, fsmount: the same numbers on every architecture of the generic syscall table
+_SYS_FSOPEN, _SYS_FSCONFIG, _SYS_FSMOUNT = 430, 431, 432
+_FSOPEN_CLOEXEC = _FSMOUNT_CLOEXEC = 1
+_FSCONFIG_CMD_CREATE = 6
+_MOUNT_ATTR_NOSUID, _MOUNT_ATTR_NODEV, _MOUNT_ATTR_NOEXEC = 0x2, 0x4, 0x8
+_detached_fd: Optional[int] = None  # held for the life of the process
+
+
+def _mount_detached() -> Optional[str]:
+    """A tracefs mount attached nowhere; its path through /proc/self/fd, or None when the
+    kernel (or a seccomp filter) refuses the new mount API or /proc cannot reach it."""
+    global _detached_fd
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    syscall = libc.syscall
+    syscall.restype = ctypes.c_long
+    fs_fd = syscall(ctypes.c_long(_SYS_FSOPEN), ctypes.c_char_p(b"tracefs"), ctypes.c_uint(_FSOPEN_CLOEXEC))
+    if fs_fd < 0:
+        return None
+    try:
+        if syscall(ctypes.c_long(_SYS_FSCONFIG), ctypes.c_int(fs_fd), ctypes.c_uint(_FSCONFIG_CMD_CREATE),
+                   None, None, ctypes.c_int(0)) != 0:
+            return None
+        mnt_fd = syscall(ctypes.c_long(_SYS_FSMOUNT), ctypes.c_int(fs_fd), ctypes.c_uint(_FSMOUNT_CLOEXEC),
+                         ctypes.c_uint(_MOUNT_ATTR_NOSUID | _MOUNT_ATTR_NODEV | _MOUNT_ATTR_NOEXEC))
+    finally:
+        os.close(fs_fd)
+    if mnt_fd < 0:
+        return None
+    path = f"/proc/self/fd/{mnt_fd}"
+    if not os.path.isdir(os.path.join(path, "events")):
+        os.close(mnt_fd)
+        return None
+    _detached_fd = int(mnt_fd)
+    return path
+
+
 def tracefs_path() -> str:
-    """The tracefs mount point, mounting tracefs at /sys/kernel/tracing if none exists."""
+    """Where tracefs is: a mount point, or a detached mount of ours when none exists."""
     global _cached
     if _cached is not None:
         return _cached
@@ -65,6 +111,8 @@ def tracefs_path() -> str:
     if found is None:
         if not os.path.isdir(_CANDIDATES[0]):
             raise TracefsError("tracefs is not available: the kernel has no /sys/kernel/tracing")
+        found = _mount_detached()
+    if found is None:
         _mount(_CANDIDATES[0])
         found = _CANDIDATES[0]
     _cached = found
@@ -84,21 +132,30 @@ def tracepoint_dir(group: str, name: str) -> str:
 def tracepoint_id(group: str, name: str) -> int:
     """The perf event id of tracepoint GROUP:NAME."""
     path = os.path.join(tracepoint_dir(group, name), "id")
+    text = read_text(path)
     try:
-        with open(path) as f:
-            return int(f.read())
-    except OSError as e:
-        raise TracefsError(f"cannot read {path}: {e.strerror}") from None
+        return int(text)
+    except ValueError:
+        raise TracefsError(f"{path} holds {text.strip()[:40]!r}, not a tracepoint id") from None
 
 
 def tracepoint_format(group: str, name: str) -> str:
     """The text of the tracepoint's ``format`` file (field names, offsets, sizes)."""
-    path = os.path.join(tracepoint_dir(group, name), "format")
+    return read_text(os.path.join(tracepoint_dir(group, name), "format"))
+
+
+def read_text(path: str) -> str:
+    """A tracefs file's text: UTF-8 (what the kernel writes), else a TracefsError naming the
+    first bad byte; whatever the locale's encoding is."""
     try:
-        with open(path) as f:
-            return f.read()
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as e:
         raise TracefsError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TracefsError(f"{path} is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start})") from None
 
 
 def tracepoint_exists(group: str, name: str) -> bool:

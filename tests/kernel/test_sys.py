@@ -91,22 +91,51 @@ def test_unprivileged_error_says_what_is_needed() -> None:
 
 
 def test_tracefs_is_mounted_when_absent() -> None:
-    """In a private mount namespace without tracefs, the library mounts it and finds events."""
+    """In a private mount namespace without tracefs, the library mounts it, finds events and
+    attaches a tracepoint; the mount is visible nowhere in the mount tree, and nothing is left
+    mounted once the process ends, whether it exits or is killed with SIGKILL."""
+    child = (
+        "import os, sys\n"
+        "from ebpf import asm as A\n"
+        "from ebpf.loader import load_program\n"
+        "from ebpf.maps import MapSpec\n"
+        "from ebpf.program import ProgramSpec\n"
+        "from ebpf.sys import tracefs\n"
+        "path = tracefs.tracefs_path()\n"
+        "assert 'tracefs' not in open('/proc/self/mountinfo').read()\n"
+        "spec = ProgramSpec('tp', 'tracepoint', [A.ld_map_value(A.R1, 'n', 0), A.mov64(A.R2, 1),\n"
+        "    A.atomic_add(8, A.R1, A.R2, 0), A.mov64(A.R0, 0), A.exit_()], attach_to='syscalls/sys_enter_getppid')\n"
+        "with MapSpec('n', 'array', key='u32', value='u64', max_entries=1).create() as n, \\\n"
+        "        load_program(spec, {'n': n}) as prog, prog.attach():\n"
+        "    for _ in range(5):\n"
+        "        os.getppid()\n"
+        "    print(path, tracefs.tracepoint_id('syscalls', 'sys_enter_openat'), n[0] >= 5, flush=True)\n"
+        "    if sys.argv[1] == 'kill':\n"
+        "        sys.stdin.read()\n"
+    )
     code = (
-        "import os, subprocess\n"
+        "import os, signal, subprocess, sys\n"
         "for p in ('/sys/kernel/debug/tracing', '/sys/kernel/tracing'):\n"
         "    subprocess.run(['umount', '-l', p], stderr=subprocess.DEVNULL)\n"
         "assert 'tracefs' not in open('/proc/self/mountinfo').read()\n"
-        "from ebpf.sys import tracefs\n"
-        "print(tracefs.tracefs_path(), tracefs.tracepoint_id('syscalls', 'sys_enter_openat'))\n"
-        "assert 'tracefs' in open('/proc/self/mountinfo').read()\n"
+        "for how in ('exit', 'kill'):\n"
+        "    c = subprocess.Popen([sys.executable, '-c', sys.argv[1], how], stdin=subprocess.PIPE,\n"
+        "                         stdout=subprocess.PIPE, text=True)\n"
+        "    print(c.stdout.readline().strip(), flush=True)\n"
+        "    if how == 'kill':\n"
+        "        c.send_signal(signal.SIGKILL)\n"
+        "    assert c.wait() == (0 if how == 'exit' else -signal.SIGKILL)\n"
+        "    assert 'tracefs' not in open('/proc/self/mountinfo').read(), how\n"
+        "    assert not os.path.exists('/sys/kernel/tracing/events'), how\n"
     )
-    res = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable, "-c", code],
+    res = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable, "-c", code, child],
                          capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(pathlib.Path(ebpf.__file__).parents[1])})
     assert res.returncode == 0, res.stderr
-    path, tp_id = res.stdout.split()
-    assert path == "/sys/kernel/tracing" and int(tp_id) > 0
+    for line in res.stdout.splitlines():
+        path, tp_id, counted = line.split()
+        assert path.startswith("/proc/self/fd/") and int(tp_id) > 0 and counted == "True"
+    assert len(res.stdout.splitlines()) == 2
 
 
 def test_disasm_by_id_cli() -> None:
