@@ -78,6 +78,21 @@ def program(transport: str) -> ProgramSpec:
     return ProgramSpec(f"bench_{transport}", "tracepoint", insns, attach_to="syscalls/sys_enter_getppid")
 
 
+def flush_lost_reports(cfg: Any, cpus: List[int]) -> int:
+    """Make the kernel report the perf buffer's pending drops: it does so only with the next
+    sample written to *that CPU's* ring, so write one (a getppid of ours) on every CPU. Returns
+    how many samples that added."""
+    cfg[0] = os.getpid()
+    before = os.sched_getaffinity(0)
+    try:
+        for cpu in cpus:
+            os.sched_setaffinity(0, {cpu})
+            os.getppid()
+    finally:
+        os.sched_setaffinity(0, before)
+    return len(cpus)
+
+
 def run(transport: str, seconds: float, pages: int, ring_kib: int, wakeup: int = 1) -> Dict[str, Any]:
     cfg = MapSpec("cfg", "array", key="u32", value="u32", max_entries=1).create()
     count = MapSpec("count", "array", key="u32", value="u64[2]", max_entries=1).create()
@@ -109,14 +124,12 @@ def run(transport: str, seconds: float, pages: int, ring_kib: int, wakeup: int =
             reader.consume(callback)
             elapsed = time.perf_counter() - start
             child.wait()
-            if transport == "perf":  # a final record makes the kernel report pending losses
-                cfg[0] = os.getpid()
-                os.getppid()
-                reader.consume(callback)
-                got[0] -= 1
+            flushes = flush_lost_reports(cfg, cpus) if transport == "perf" else 0
+            reader.consume(callback)
+            got[0] -= flushes
             sent, failed = count[0]
             if transport == "perf":
-                sent -= 1
+                sent -= flushes
                 failed = reader.total_lost
         name = transport if transport == "ring" else f"perf/w{wakeup}"
         return {"transport": name, "sent": sent, "received": got[0], "lost": failed,

@@ -17,6 +17,12 @@ that fits, so counts are exact once the producer has written again after the rea
 
 Records are decoded like the ring buffer's (see :func:`ebpf.maps.ringbuf.record_decoder`): a
 codec compiled once, not per event.
+
+Exactness, as the ring buffer reader's: samples leave the pending queue one at a time as they are
+handed out, so an iterator abandoned halfway or a callback that raises loses nothing (the rest
+comes with the next read), and :attr:`PerfBuffer.received` counts what was handed out. The
+kernel updates ``data_head`` on every sample whatever the wakeup setting, so samples below the
+wakeup threshold are read by any ``poll``/``consume``/``stream``; only the wakeup is batched.
 """
 
 from __future__ import annotations
@@ -190,15 +196,17 @@ class PerfBuffer:
         pending = self._pending
         n = 0
         with_cpu = self.with_cpu
-        while pending and not self._closed:
-            cpu, data = pending.popleft()
-            value = decode(data) if decode is not None else data
-            if with_cpu:
-                callback(cpu, value)  # type: ignore[call-arg]
-            else:
-                callback(value)
-            n += 1
-        self.received += n
+        try:
+            while pending and not self._closed:
+                cpu, data = pending.popleft()
+                n += 1  # handed out, even if the callback then raises
+                value = decode(data) if decode is not None else data
+                if with_cpu:
+                    callback(cpu, value)  # type: ignore[call-arg]
+                else:
+                    callback(value)
+        finally:
+            self.received += n
         return n
 
     # --- reading ------------------------------------------------------------------------------
@@ -257,10 +265,14 @@ class PerfBuffer:
                             return
                     self._epoll.poll(-1 if remaining is None else remaining)
                     continue
-                batch, self._pending = self._pending, collections.deque()
-                self.received += len(batch)
             deadline = None
-            for cpu, data in batch:
+            # one record at a time: what an abandoned iterator did not take stays pending
+            while not self._closed:
+                try:
+                    cpu, data = self._pending.popleft()
+                except IndexError:
+                    break
+                self.received += 1
                 value = dec(data) if dec is not None else data
                 yield (cpu, value) if self.with_cpu else value
 
