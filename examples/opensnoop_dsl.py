@@ -15,6 +15,7 @@ import sys
 import time
 
 from ebpf import lang as L
+from ebpf.cli.main import run_guarded
 from ebpf.lang import Struct, char, i32, u32, u64
 
 
@@ -95,4 +96,6 @@ def main(argv: list) -> int:
 if __name__ == "__main__":
     if os.geteuid() != 0:
         print("opensnoop_dsl: needs root", file=sys.stderr)
-    sys.exit(main(sys.argv[1:]))
+    # As the ebpf command runs its tools: an ebpf error is one line and status 1, Ctrl-C
+    # status 130, and `| head` closing the pipe a quiet exit instead of a BrokenPipeError.
+    sys.exit(run_guarded("opensnoop_dsl", lambda: main(sys.argv[1:])))
