@@ -107,7 +107,11 @@ class LoadError(EbpfError):
 
 class CompileError(EbpfError):
     """A DSL function that cannot be compiled: unsupported syntax, a type error, an unbounded
-    loop, an unchecked optional pointer... Carries the Python file, line, column and source line."""
+    loop, an unchecked optional pointer... Carries the Python file, line, column and source line.
+
+    ``str()`` is ``FILE:LINE:COL: message`` and the source line under it (as Python shows a
+    SyntaxError); :meth:`one_line` is both on one line, for the command line.
+    """
 
     def __init__(self, message: str, file: str = "", line: int = 0, col: int = 0, source: str = ""):
         self.message = message
@@ -115,11 +119,20 @@ class CompileError(EbpfError):
         self.line = line
         self.col = col
         self.source = source
-        where = f"{file}:{line}:{col}: " if file else ""
-        text = f"{where}{message}"
-        if source:
+        text = f"{self.where()}{message}"
+        if source.strip():
             text += f"\n    {source.strip()}"
         super().__init__(text)
+
+    def where(self) -> str:
+        """``FILE:LINE:COL: `` (``FILE:LINE: `` without a column, nothing without a file)."""
+        if not self.file:
+            return ""
+        return f"{self.file}:{self.line}:{self.col}: " if self.col else f"{self.file}:{self.line}: "
+
+    def one_line(self) -> str:
+        text = f"{self.where()}{self.message}"
+        return f"{text} (in {self.source.strip()!r})" if self.source.strip() else text
 
 
 class BTFError(EbpfError):
@@ -128,3 +141,20 @@ class BTFError(EbpfError):
 
 class RelocationError(EbpfError):
     """A CO-RE relocation that cannot be resolved against the target kernel's BTF."""
+
+
+def debug_enabled() -> bool:
+    """``EBPF_DEBUG=1`` (any value but empty or 0): errors keep their whole traceback, through
+    the compiler and the loader, and the command line prints it before its one-line message."""
+    return os.environ.get("EBPF_DEBUG", "") not in ("", "0")
+
+
+def for_the_caller(exc: EbpfError) -> EbpfError:
+    """``exc`` as a public API raises it to its caller: the frames inside the toolkit and the
+    exceptions it was raised from are dropped (the message says what the user must fix), so the
+    traceback ends at the user's call. Unchanged under :func:`debug_enabled`."""
+    if not debug_enabled():
+        exc.__traceback__ = None
+        exc.__cause__ = None
+        exc.__suppress_context__ = True
+    return exc

@@ -1,7 +1,8 @@
 """Entry point of the ``ebpf`` command: ``ebpf VERB ...`` or ``ebpf TOOL ...``.
 
 Dispatch imports only the module of the verb or tool asked for: start-up time is a feature.
-Every :class:`ebpf.errors.EbpfError` ends the command with one line on stderr and status 1.
+Every :class:`ebpf.errors.EbpfError` ends the command with one line on stderr and status 1;
+``EBPF_DEBUG=1`` prints its traceback first (for us: where in the toolkit it was raised).
 """
 
 from __future__ import annotations
@@ -38,8 +39,11 @@ def usage() -> str:
 
 
 def error_line(exc: BaseException) -> str:
-    """One line for the terminal: the message with its lines joined."""
-    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    """One line for the terminal: the message with its lines joined (a compile error's source
+    line in parentheses)."""
+    one_line = getattr(exc, "one_line", None)
+    text = one_line() if callable(one_line) else " ".join(
+        part.strip() for part in str(exc).splitlines() if part.strip())
     return text or type(exc).__name__
 
 
@@ -62,13 +66,17 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def run_guarded(name: str, call: Callable[[], Optional[int]]) -> int:
-    """Run a verb or tool: an EbpfError becomes one line on stderr and status 1, Ctrl-C 130,
-    a closed output pipe a quiet exit."""
-    from ebpf.errors import EbpfError
+    """Run a verb or tool: an EbpfError becomes one line on stderr and status 1 (preceded by
+    its traceback when ``EBPF_DEBUG=1``), Ctrl-C 130, a closed output pipe a quiet exit."""
+    from ebpf.errors import EbpfError, debug_enabled
 
     try:
         return int(call() or 0)
     except EbpfError as e:
+        if debug_enabled():
+            import traceback
+
+            traceback.print_exc()
         print(f"ebpf {name}: error: {error_line(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
 
+from ebpf.errors import EbpfError, for_the_caller
 from ebpf.lang.types import Type, type_of, u32, u64
 
 if TYPE_CHECKING:
@@ -94,7 +95,10 @@ class ProgramDecl:
         """Compile the function (or read the result back from the on-disk compile cache)."""
         from ebpf.lang.compile_cache import compile_cached
 
-        return compile_cached(self)
+        try:
+            return compile_cached(self)
+        except EbpfError as e:
+            raise for_the_caller(e)  # noqa: B904 - EBPF_DEBUG=1 shows the frames inside ebpf
 
     def __repr__(self) -> str:
         return f"<program {self.name} {self.kind} {self.attach_to}>"
@@ -109,7 +113,14 @@ class Collection:
     ``attach()``, a context manager).
     """
 
-    def __init__(self, name: str, license: str = "GPL") -> None:
+    def __init__(self, name: str, license: str = "GPL", *, source: Optional[str] = None) -> None:
+        """``source``: the Python text that defines the programs, when it is not in a file
+        Python can read again (``exec(text)``); ``python -c``, stdin, the REPL and IPython cells
+        are found without it."""
+        if source is not None:
+            from ebpf.lang.source_text import give
+
+            give(source)
         self.name = name
         self.license = license
         self.maps: Dict[str, MapDecl] = {}
@@ -311,6 +322,12 @@ class Collection:
 
     def spec(self) -> CollectionSpec:
         """Compile every program (once) into a CollectionSpec."""
+        try:
+            return self._compiled()
+        except EbpfError as e:
+            raise for_the_caller(e)  # noqa: B904 - EBPF_DEBUG=1 shows the frames inside ebpf
+
+    def _compiled(self) -> CollectionSpec:
         if self._spec is None:
             from ebpf.collection import CollectionSpec
 
@@ -329,9 +346,16 @@ class Collection:
     def load(self, *, globals: Optional[Dict[str, Dict[str, Any]]] = None, maps: Optional[Dict[str, Any]] = None,
              **rodata: Any) -> LiveCollection:
         """Compile (if needed) and load; keyword arguments set ``.rodata`` globals."""
+        try:
+            return self._load(globals, maps, rodata)
+        except EbpfError as e:
+            raise for_the_caller(e)  # noqa: B904 - EBPF_DEBUG=1 shows the frames inside ebpf
+
+    def _load(self, globals: Optional[Dict[str, Dict[str, Any]]], maps: Optional[Dict[str, Any]],
+              rodata: Dict[str, Any]) -> LiveCollection:
         from ebpf.collection import load
 
-        return load(self.spec(), globals=globals, maps=maps, **rodata)
+        return load(self._compiled(), globals=globals, maps=maps, **rodata)
 
     def programs_named(self) -> List[str]:
         return list(self.programs)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import builtins
 import linecache
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ebpf.asm.instruction import SourcePos
 from ebpf.errors import CompileError
@@ -25,10 +25,12 @@ _cache: Dict[Any, FuncSource] = {}
 class FuncSource:
     """The parsed function: ``tree`` (an ast.FunctionDef), file name, and name resolution."""
 
-    def __init__(self, fn: Any, tree: ast.FunctionDef, file: str, col_shift: int) -> None:
+    def __init__(self, fn: Any, tree: ast.FunctionDef, file: str, col_shift: int,
+                 lines: Optional[List[str]] = None) -> None:
         self.fn = fn
         self.tree = tree
         self.file = file
+        self.lines = lines  # the text's lines when it is not in linecache (python -c, stdin, exec)
         self.col_shift = col_shift
         self.name = fn.__name__
         self.globals: Dict[str, Any] = getattr(fn, "__globals__", {})
@@ -52,6 +54,8 @@ class FuncSource:
         return getattr(builtins, name, MISSING)
 
     def line_text(self, line: int) -> str:
+        if self.lines is not None:
+            return self.lines[line - 1].rstrip("\n") if 0 < line <= len(self.lines) else ""
         return linecache.getline(self.file, line).rstrip("\n")
 
     def pos(self, node: Any) -> Optional[SourcePos]:
@@ -74,16 +78,14 @@ class FuncSource:
 _modules: Dict[str, Tuple[Any, Dict[Tuple[str, int], ast.FunctionDef]]] = {}
 
 
-def _functions_of(file: str) -> Dict[Tuple[str, int], ast.FunctionDef]:
-    """Every function definition of ``file`` by (name, first line incl. decorators): the whole
-    module is parsed once (cheaper than ``inspect`` and exact about lines and columns)."""
-    lines = linecache.getlines(file)
+def _functions_of(file: str, lines: List[str]) -> Dict[Tuple[str, int], ast.FunctionDef]:
+    """Every function definition of ``lines`` (the text of ``file``) by (name, first line incl.
+    decorators): the whole module is parsed once (cheaper than ``inspect`` and exact about
+    lines and columns)."""
     key = (len(lines), hash(tuple(lines)))
     found = _modules.get(file)
     if found is not None and found[0] == key:
         return found[1]
-    if not lines:
-        raise CompileError(f"cannot read the source file {file!r}")
     try:
         module = ast.parse("".join(lines), file)
     except SyntaxError as e:
@@ -99,7 +101,12 @@ def _functions_of(file: str) -> Dict[Tuple[str, int], ast.FunctionDef]:
 
 
 def source_of(fn: Any) -> FuncSource:
-    """The parsed source of ``fn`` (cached per function object)."""
+    """The parsed source of ``fn`` (cached per function object).
+
+    The text comes from :mod:`linecache` (files, IPython cells, Python 3.13's REPL), else from
+    where :mod:`ebpf.lang.source_text` finds it (``python -c``, stdin, the REPL's history, a
+    ``source=`` text); without either the error says how to give it.
+    """
     key = (getattr(fn, "__code__", None), id(fn))
     found = _cache.get(key)
     if found is not None and found.fn is fn:
@@ -109,11 +116,24 @@ def source_of(fn: Any) -> FuncSource:
     if code is None:
         raise CompileError(f"{name!r} is not a Python function")
     file = code.co_filename
+    where = (name, code.co_firstlineno)
     linecache.checkcache(file)
-    tree = _functions_of(file).get((name, code.co_firstlineno))
+    lines = linecache.getlines(file)
+    tree = _functions_of(file, lines).get(where) if lines else None
+    recovered: Optional[List[str]] = None
     if tree is None:
-        raise CompileError(f"cannot find the source of {name!r} in {file} (line {code.co_firstlineno})", file,
-                           code.co_firstlineno)
-    found = FuncSource(fn, tree, file, 0)
+        from ebpf.lang import source_text
+
+        recovered = source_text.find_lines(code)
+        if recovered is None:
+            if lines:
+                raise CompileError(f"cannot find the source of {name!r} in {file} (line {code.co_firstlineno})",
+                                   file, code.co_firstlineno)
+            raise CompileError(source_text.advice(name), file, code.co_firstlineno)
+        tree = _functions_of(file, recovered).get(where)
+        if tree is None:  # the text defines the code object, so this is not expected
+            raise CompileError(f"cannot find the definition of {name!r} in its source text", file,
+                               code.co_firstlineno)
+    found = FuncSource(fn, tree, file, 0, recovered)
     _cache[key] = found
     return found

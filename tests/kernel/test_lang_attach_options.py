@@ -19,6 +19,7 @@ from typing import Tuple
 import pytest
 from test_attach_net import DEV_A, DEV_B, in_netns, new_cgroup, run_in_cgroup, send_udp
 from test_attach_net import veth as veth  # noqa: F401 - the fixture, used by name
+from test_lang_features import _libc
 
 from ebpf import lang as L
 from ebpf.errors import AttachError
@@ -137,16 +138,6 @@ def test_cgroup_skb_egress_from_the_decorator(declared: bool) -> None:
             with (live.attach()[0] if declared else live.programs["body"].attach(cg)):
                 run_in_cgroup(cg, 12)  # egress of a process in the cgroup
                 assert live.maps["count"][0] >= 12
-
-
-def _libc() -> str:
-    with open("/proc/self/maps") as f:
-        for line in f:
-            path = line.split()[-1]
-            if "/libc.so" in path or "/libc-" in path:
-                return path
-    pytest.skip("no libc mapped")
-    return ""
 
 
 def test_uprobe_pid_and_offset_target_from_the_decorator() -> None:
