@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
-from ebpf.lang.types import ArrayType, IntType, PtrType, Type, char, i32, u8, u16, u32, u64, void
+from ebpf.lang.types import ArrayType, IntType, PtrType, Type, char, i16, i32, i64, u8, u16, u32, u64, void
 from ebpf.lang.values import Loc, Static, Val
 
 __all__ = ["CtxType", "context_for", "parse_format", "TpField"]
@@ -67,9 +67,19 @@ class _CtxMethod:
         self.ctx = ctx
         self.name = name
 
+    PARAMS = {"arg": ("index", "type (pt_regs contexts only)"), "load": ("offset", "type")}
+    REQUIRED = {"arg": 1, "load": 2}
+
     def dsl_call(self, comp: Any, node: Any) -> Any:
+        params = self.PARAMS.get(self.name, ())
+        if node.keywords or not self.REQUIRED.get(self.name, 0) <= len(node.args) <= len(params):
+            raise comp.error(f"ctx.{self.name}() takes positional arguments {', '.join(params)}; "
+                             f"{len(node.args) + len(node.keywords)} given", node)
         args = [comp.expr(a) for a in node.args]
-        return self.ctx_type.method(comp, self.ctx, self.name, args, node)
+        try:
+            return self.ctx_type.method(comp, self.ctx, self.name, args, node)
+        except CtxError as e:
+            raise comp.error(str(e), node) from None
 
 
 class _ArgsArray:
@@ -165,9 +175,7 @@ class TracepointCtx(CtxType):
             loc = comp.load(Loc(u32, ctx.reg, f.offset, "ctx"))
             return comp.data_loc_pointer(ctx, loc)
         if f.ctype.endswith("*"):
-            space = "user" if self.group == "syscalls" and "char" in f.ctype else "kernel"
-            target: Type = char if "char" in f.ctype else void
-            return Loc(PtrType(target, space), ctx.reg, f.offset, "ctx")
+            return Loc(self._pointer(f.ctype), ctx.reg, f.offset, "ctx")
         if f.ctype.endswith("]") and "[" in f.ctype:
             count_text = f.ctype[f.ctype.rindex("[") + 1 : -1]
             count = int(count_text) if count_text.isdigit() else 0
@@ -179,6 +187,29 @@ class TracepointCtx(CtxType):
         if t is None:
             return Loc(ArrayType(u8, f.size), ctx.reg, f.offset, "ctx")
         return Loc(t, ctx.reg, f.offset, "ctx")
+
+
+    def _pointer(self, ctype: str) -> PtrType:
+        """A pointer field's type: ``char *``, ``const char *const *`` (argv), ``void *``...
+
+        Every level points into the same space: a syscall's arguments are user memory (so
+        ``ctx.argv[i]`` is read with bpf_probe_read_user, then the string it points to), other
+        events' pointers are kernel memory."""
+        space = "user" if self.group == "syscalls" else "kernel"
+        base = ctype.split("*", 1)[0].replace("const", "").replace("volatile", "").split()
+        t: Type = char if base in (["char"], ["signed", "char"]) else _C_INTS.get(" ".join(base), void)
+        for _ in range(ctype.count("*")):
+            t = PtrType(t, space)
+        assert isinstance(t, PtrType)
+        return t
+
+
+#: C integer names in tracepoint formats (Linux's LP64 ABIs), for ``int *``-style fields
+_C_INTS: Dict[str, Type] = {
+    "unsigned char": u8, "u8": u8, "short": i16, "unsigned short": u16, "u16": u16, "int": i32, "s32": i32,
+    "unsigned int": u32, "u32": u32, "long": i64, "unsigned long": u64, "long long": i64,
+    "unsigned long long": u64, "u64": u64, "size_t": u64, "pid_t": i32, "uid_t": u32, "gid_t": u32,
+}
 
 
 # ---- raw tracepoints and BTF-typed arguments ---------------------------------------------------

@@ -199,6 +199,11 @@ class Expressions(Lowering):
             return self.element(base, index, node)
         raise self.error(f"a {base.type.name} cannot be indexed", node)
 
+            if base.type.space in ("user", "kernel"):  # an address read through the probe helpers: any index
+                iv = self.value(i, index)
+                if not isinstance(iv.type, IntType):
+                    raise self.error(f"a pointer index must be an integer, not {iv.type.name}", index)
+                return Loc(target, self.pointer_arith(o.ADD, base, iv, node).reg, 0, base.type.space)
     def element(self, loc: Loc, index: ast.expr, node: Any) -> Loc:
         t = loc.type
         assert isinstance(t, ArrayType)

@@ -4,7 +4,7 @@
 which locals are definitely assigned) and the operations every construct is built from:
 constants and moves, widening and narrowing with the register invariants of
 :mod:`ebpf.lang.values`, loads and stores in each memory space (direct, through
-``bpf_probe_read_kernel``, with CO-RE records), zeroed stack objects, helper calls with their
+``bpf_probe_read_kernel``/``_user``, with CO-RE records), zeroed stack objects, helper calls with their
 arguments in r1..r5, and name resolution (locals, then the Python function's globals).
 """
 
@@ -247,17 +247,16 @@ class Lowering:
         vt: Type = getattr(t, "narrow", t)
         if size not in (1, 2, 4, 8):
             raise self.error(f"cannot load a {size}-byte value", node)
-        if loc.space == "user":
-            raise self.error("this is a user-space pointer: read it with L.probe_read_user*()", node)
         r = self.vreg()
-        if loc.space == "kernel":
+        if loc.space in ("kernel", "user"):  # through the probe-read helper (0 if the read fails)
             tmp = self.fn.frame.alloc(8, temp=True)
             addr = self.addr_of(loc)
             self.emit(o.ALU64 | o.MOV | o.X, 1, FP)
             self.emit(o.ALU64 | o.ADD, 1, 0, 0, tmp)
             self.emit(o.ALU64 | o.MOV, 2, 0, 0, size)
             self.mov_reg(3, addr.reg)
-            self.emit(o.JMP | o.CALL, 0, o.CALL_HELPER, 0, 113, nargs=3)  # probe_read_kernel
+            helper = 113 if loc.space == "kernel" else 112  # probe_read_kernel / probe_read_user
+            self.emit(o.JMP | o.CALL, 0, o.CALL_HELPER, 0, helper, nargs=3)
             self.emit(o.LDX | o.MEM | o.BYTES_SIZE[size], r, FP, tmp)
         else:
             base, off, meta = self._direct(loc)
