@@ -194,16 +194,16 @@ class Expressions(Lowering):
             if isinstance(i, Val) and i.kind == CONST or isinstance(i, Static):
                 k = self.const_int(i, node)
                 return Loc(target, loc.base, k * target.size, loc.space)
-            raise self.error("a pointer takes constant indexes only (p[0]); index arrays instead", node)
-        if isinstance(base.type, ArrayType):
-            return self.element(base, index, node)
-        raise self.error(f"a {base.type.name} cannot be indexed", node)
-
             if base.type.space in ("user", "kernel"):  # an address read through the probe helpers: any index
                 iv = self.value(i, index)
                 if not isinstance(iv.type, IntType):
                     raise self.error(f"a pointer index must be an integer, not {iv.type.name}", index)
                 return Loc(target, self.pointer_arith(o.ADD, base, iv, node).reg, 0, base.type.space)
+            raise self.error("a pointer takes constant indexes only (p[0]); index arrays instead", node)
+        if isinstance(base.type, ArrayType):
+            return self.element(base, index, node)
+        raise self.error(f"a {base.type.name} cannot be indexed", node)
+
     def element(self, loc: Loc, index: ast.expr, node: Any) -> Loc:
         t = loc.type
         assert isinstance(t, ArrayType)
