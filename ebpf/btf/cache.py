@@ -8,11 +8,13 @@ exits (building the hashes costs ~70 ms, paid once and not on the way to being r
 every later one loads them.
 
 The cache file holds the record offsets, the name offsets and the sorted name hashes as raw
-native arrays behind a small header. It is keyed by the blob's size, CRCs of its first and
-last 4 KiB and its mtime (the boot id for sysfs files), and checked against the blob when
-loaded (counts, the last record ending the type section, sampled records); anything that
-does not fit is ignored and rebuilt. Files live in ``$EBPF_CACHE_DIR`` (empty: no cache) or ``$XDG_CACHE_HOME/ebpf`` or
-``~/.cache/ebpf``, under ``btf/``, written atomically, readable by their owner only.
+native arrays behind a small header, sealed with a CRC-32 of the whole (~0.5 ms for vmlinux's
+1.6 MB: a flipped bit in an offset would decode a type from the wrong record). It is keyed by
+the blob's size, CRCs of its first and last 4 KiB and its mtime (the boot id for sysfs files),
+and checked against the blob when loaded (counts, the last record ending the type section,
+sampled records); anything that does not fit is ignored and rebuilt. Files live under
+``btf/`` of the cache root and are read, written and trusted (owner, modes, no FIFOs or
+symbolic links) by :mod:`ebpf.cache_files`: a planted index would make types decode differently.
 """
 
 from __future__ import annotations
@@ -25,26 +27,23 @@ import sys
 import zlib
 from typing import List, Optional, Sequence, Tuple
 
+from ebpf import cache_files
 from ebpf.btf.errors import BTFError
 from ebpf.btf.files import read_blob
 from ebpf.btf.header import Blob, parse_header
 from ebpf.btf.index import record_words
 from ebpf.btf.spec import BTF
 
-_MAGIC = b"EBPFBTFX"
-_VERSION = 1
-# magic, version, byte order of the arrays, blob size, type count, hash count
-_HEADER = struct.Struct("=8sIIQII")
+_MAGIC = b"EBPFBTF2"
+SUBDIR = "btf"
+# inside the seal: byte order of the arrays, blob size, type count, hash count, padding (to 8)
+_HEADER = struct.Struct("=IQIII")
 _SAMPLES = 64
 
 
 def cache_dir() -> Optional[str]:
     """The directory for BTF cache files, or None when caching is switched off."""
-    configured = os.environ.get("EBPF_CACHE_DIR")
-    if configured is not None:
-        return os.path.join(configured, "btf") if configured else None
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(root, "ebpf", "btf")
+    return cache_files.cache_dir(SUBDIR)
 
 
 def blob_key(path: str, data: Blob, stat: os.stat_result) -> str:
@@ -73,15 +72,14 @@ def load_cached(path: str, defer: bool = True) -> BTF:
     building the hashed names never delays a tool's start) or right away.
     """
     data = read_blob(path)
-    directory = cache_dir()
-    if directory is None:
+    if cache_files.cache_root() is None:
         return BTF(data, name=path)
     try:
         stat = os.stat(path)
     except OSError as e:
         raise BTFError(f"cannot stat {path}: {e.strerror}") from None
     prefix = os.path.basename(path) + "-"
-    cache_file = os.path.join(directory, prefix + blob_key(path, data, stat) + ".idx")
+    cache_file = prefix + blob_key(path, data, stat) + ".idx"
     cached = _read(cache_file, data)
     if cached is not None:
         offsets, names, hashes = cached
@@ -114,34 +112,29 @@ def _save_pending(pid: int) -> None:
 
 
 def _save(cache_file: str, btf: BTF, prefix: str, blob_size: int) -> None:
-    if _prepare(os.path.dirname(cache_file)):
-        if btf.name_hashes is None:
-            btf.build_name_hashes()
-        _write(cache_file, btf, prefix, blob_size)
-
-
-def _prepare(directory: str) -> bool:
-    try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        return os.access(directory, os.W_OK | os.X_OK)
-    except OSError:
-        return False
+    if btf.name_hashes is None:
+        btf.build_name_hashes()
+    _write(cache_file, btf, prefix, blob_size)
 
 
 def _read(cache_file: str, data: Blob) -> Optional[Tuple[Sequence[int], Sequence[int], Sequence[int]]]:
+    fd = cache_files.open_file(SUBDIR, cache_file)
+    if fd is None:
+        return None
     try:
-        with open(cache_file, "rb") as f:
-            raw = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
+        raw = mmap.mmap(fd, 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
     except (OSError, ValueError):
         return None
-    if len(raw) < _HEADER.size:
+    finally:
+        os.close(fd)
+    view = cache_files.unseal(raw, _MAGIC)
+    if view is None or view.nbytes < _HEADER.size:
         return None
-    magic, version, order, size, count, nhashes = _HEADER.unpack_from(raw, 0)
-    if magic != _MAGIC or version != _VERSION or order != _order_mark() or size != len(data):
+    order, size, count, nhashes, _ = _HEADER.unpack_from(view, 0)
+    if order != _order_mark() or size != len(data):
         return None
-    if len(raw) != _HEADER.size + 8 * count + 8 * nhashes:
+    if view.nbytes != _HEADER.size + 8 * count + 8 * nhashes:
         return None
-    view = memoryview(raw)
     start = _HEADER.size
     offsets = view[start : start + 4 * count].cast("I")
     names = view[start + 4 * count : start + 8 * count].cast("I")
@@ -176,24 +169,10 @@ def _order_mark() -> int:
 def _write(cache_file: str, btf: BTF, prefix: str, blob_size: int) -> None:
     offsets, names = btf.index
     hashes = btf.name_hashes
-    directory = os.path.dirname(cache_file)
-    try:
-        import tempfile  # only when saving: not on a warm start's path
-
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                nhashes = len(hashes) if hashes is not None else 0
-                f.write(_HEADER.pack(_MAGIC, _VERSION, _order_mark(), blob_size, len(offsets), nhashes))
-                for part in (offsets, names, hashes):
-                    if part is not None:
-                        f.write(memoryview(part))  # type: ignore[arg-type]
-            os.replace(tmp, cache_file)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-        for other in os.listdir(directory):  # indexes of kernels booted before
-            if other.startswith(prefix) and other.endswith(".idx") and other != os.path.basename(cache_file):
-                os.unlink(os.path.join(directory, other))
-    except OSError:
-        pass  # a cache that cannot be written is only a slower start next time
+    nhashes = len(hashes) if hashes is not None else 0
+    parts = [_HEADER.pack(_order_mark(), blob_size, len(offsets), nhashes, 0)]
+    parts += [memoryview(part).cast("B") for part in (offsets, names, hashes) if part is not None]  # type: ignore[arg-type]
+    if cache_files.write(SUBDIR, cache_file, cache_files.seal(_MAGIC, parts)):
+        # indexes of kernels booted before
+        cache_files.remove(SUBDIR, [e.name for e in cache_files.entries(SUBDIR)
+                                    if e.name.startswith(prefix) and e.name.endswith(".idx") and e.name != cache_file])

@@ -18,10 +18,12 @@ everything the compiler would read is the same as when it was written. The key i
 
 A value the key cannot describe (an open file, a kernel BTF object, a function without a source
 file...) means no caching for that program: it is compiled as before. Files live in
-``$EBPF_CACHE_DIR/programs`` (empty ``EBPF_CACHE_DIR``: no cache) or ``$XDG_CACHE_HOME/ebpf/programs``
-or ``~/.cache/ebpf/programs``, one per program, written atomically, readable by their owner only;
-an entry is loaded only from a directory and file the user owns that nobody else can write (it is
-a pickle). At most ``MAX_FILES`` entries are kept; the oldest go first.
+``programs/`` of the cache root (:mod:`ebpf.cache_files`: ``$EBPF_CACHE_DIR``, empty for no cache,
+else ``$XDG_CACHE_HOME/ebpf`` or ``~/.cache/ebpf``), one per program, in the flat format of
+:mod:`ebpf.lang.spec_file` behind a checksum, used only where nobody but the user could have
+written them. At most ``MAX_FILES`` entries are kept; the oldest go first. A program read back
+from the cache that the kernel refuses is dropped (:func:`discard`) and compiled afresh once, by
+:meth:`ebpf.lang.collection.Collection.load`.
 """
 
 from __future__ import annotations
@@ -31,15 +33,20 @@ import os
 import re
 import sys
 import types
+import weakref
 import zlib
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
+
+from ebpf import cache_files
+from ebpf.lang import spec_file
 
 if TYPE_CHECKING:
     from ebpf.program import ProgramSpec
 
-__all__ = ["compile_cached", "program_key", "cache_dir"]
+__all__ = ["compile_cached", "program_key", "cache_dir", "discard"]
 
-FORMAT = 1
+FORMAT = 2
+SUBDIR = "programs"
 MAX_FILES = 256
 _MAX_NODES = 50_000
 _LOCAL_BTF = "core_local_btf"  # ebpf.btf.relo.LOCAL_BTF_EXTRA: the kernel BTF object, not stored
@@ -59,32 +66,42 @@ class Unkeyable(Exception):
 
 def cache_dir() -> Optional[str]:
     """The directory of compiled programs, or None when caching is switched off."""
-    configured = os.environ.get("EBPF_CACHE_DIR")
-    if configured is not None:
-        return os.path.join(configured, "programs") if configured else None
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(root, "ebpf", "programs")
+    return cache_files.cache_dir(SUBDIR)
+
+
+# Entries this process read back, by declaration: what discard() removes.
+_served: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 def compile_cached(decl: Any) -> ProgramSpec:
     """``compile_program(decl)``, or its result read back from the cache when nothing changed."""
-    directory = cache_dir()
     key = None
-    if directory is not None:
+    if cache_files.cache_root() is not None:
         try:
             key = program_key(decl)
         except Exception:  # noqa: BLE001 - the cache must never be why a compile fails
             key = None
-    if key is not None and directory is not None:
-        spec = _load(directory, decl.name, key)
+    if key is not None:
+        spec = _load(_entry_name(decl.name, key), key)
         if spec is not None:
+            _served[decl] = _entry_name(decl.name, key)
             return spec
     from ebpf.lang.compiler import compile_program
 
     spec = compile_program(decl)
-    if key is not None and directory is not None:
-        _store(directory, decl.name, key, spec)
+    _served.pop(decl, None)
+    if key is not None:
+        _store(_entry_name(decl.name, key), key, spec)
     return spec
+
+
+def discard(decl: Any) -> bool:
+    """Remove the cache entry *decl*'s last compile was read from; False if it was compiled."""
+    name = _served.pop(decl, None)
+    if name is None:
+        return False
+    cache_files.remove(SUBDIR, [name])
+    return True
 
 
 # ---- the key -------------------------------------------------------------------------------------
@@ -409,38 +426,24 @@ _SPECIAL = {
 # ---- the files -----------------------------------------------------------------------------------
 
 
-def _entry_path(directory: str, name: str, key: str) -> str:
+def _entry_name(name: str, key: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:64]
     data = key.encode()
-    return os.path.join(directory, f"{safe}-{zlib.crc32(data):08x}{zlib.adler32(data):08x}.pkl")
+    return f"{safe}-{zlib.crc32(data):08x}{zlib.adler32(data):08x}.prog"
 
 
-def _trusted(st: os.stat_result) -> bool:
-    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
-
-
-def _load(directory: str, name: str, key: str) -> Optional[ProgramSpec]:
-    path = _entry_path(directory, name, key)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
+def _load(entry: str, key: str) -> Optional[ProgramSpec]:
+    raw = cache_files.read(SUBDIR, entry)
+    if raw is None:
         return None
+    payload = cache_files.unseal(raw, spec_file.MAGIC)
+    if payload is None:
+        return None  # damaged: rewritten after this compile
     try:
-        if not _trusted(os.fstat(fd)) or not _trusted(os.stat(directory)):
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read()
-    except OSError:
+        spec = spec_file.decode_spec(payload, key)
+    except Exception:  # noqa: BLE001 - an entry that does not decode is a miss
         return None
-    finally:
-        os.close(fd)
-    try:
-        import pickle
-
-        stored_key, spec = pickle.loads(data)
-    except Exception:  # noqa: BLE001 - a damaged or foreign entry is a miss
-        return None
-    if stored_key != key:
+    if spec is None:
         return None
     from ebpf.btf.relo import has_core_relocations
 
@@ -451,42 +454,23 @@ def _load(directory: str, name: str, key: str) -> Optional[ProgramSpec]:
     return spec
 
 
-def _store(directory: str, name: str, key: str, spec: ProgramSpec) -> None:
+def _store(entry: str, key: str, spec: ProgramSpec) -> None:
+    plain = spec.copy()
+    plain.extras.pop(_LOCAL_BTF, None)
     try:
-        import pickle
+        payload = spec_file.encode_spec(plain, key)
+    except spec_file.Unstorable:
+        return  # not caching is always allowed
+    if cache_files.write(SUBDIR, entry, cache_files.seal(spec_file.MAGIC, payload)):
+        _prune()
 
-        plain = spec.copy()
-        plain.extras.pop(_LOCAL_BTF, None)
-        data = pickle.dumps((key, plain), protocol=pickle.HIGHEST_PROTOCOL)
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        if not _trusted(os.stat(directory)):
-            return
-        path = _entry_path(directory, name, key)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        _prune(directory)
-    except Exception:  # noqa: BLE001 - not caching is always allowed
+
+def _prune() -> None:
+    found = cache_files.entries(SUBDIR)
+    if len(found) <= MAX_FILES:
         return
-
-
-def _prune(directory: str) -> None:
-    with os.scandir(directory) as it:
-        entries = [e for e in it if e.name.endswith(".pkl")]
-    if len(entries) <= MAX_FILES:
+    try:
+        found.sort(key=lambda e: e.stat(follow_symlinks=False).st_mtime_ns)
+    except OSError:
         return
-    entries.sort(key=lambda e: e.stat().st_mtime_ns)
-    for e in entries[: len(entries) - MAX_FILES // 2]:
-        try:
-            os.unlink(e.path)
-        except OSError:
-            pass
+    cache_files.remove(SUBDIR, [e.name for e in found[: len(found) - MAX_FILES // 2]])

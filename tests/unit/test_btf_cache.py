@@ -6,13 +6,19 @@ from __future__ import annotations
 import os
 import pathlib
 import random
+import struct
 from typing import Dict, List
 
 import pytest
+from deadline import deadline  # noqa: F401  (a fixture)
 from test_btf_fixtures import Corpus
 
+from ebpf import cache_files
+from ebpf.btf import cache as btf_cache
 from ebpf.btf import essential_name, load
 from ebpf.btf.cache import cache_dir, load_cached
+
+NOBODY = 65534
 
 BLOB = "6.11-ci-amd64"
 
@@ -112,3 +118,71 @@ def test_saved_at_exit(corpus: Corpus, cache: pathlib.Path) -> None:
     assert done.returncode == 0, done.stderr
     assert len(list(cache.iterdir())) == 1
     assert isinstance(load_cached(path).name_hashes, memoryview)
+
+
+# ---- a cache somebody else could have written ----------------------------------------------------
+
+
+def poison(cached: pathlib.Path, victim: int, donor: int) -> None:
+    """Make type *victim* decode from *donor*'s record: a valid, sealed index that lies."""
+    payload = cache_files.unseal(cached.read_bytes(), btf_cache._MAGIC)
+    assert payload is not None
+    raw = bytearray(payload)
+    at = btf_cache._HEADER.size
+    (donor_off,) = struct.unpack_from("=I", raw, at + 4 * (donor - 1))
+    struct.pack_into("=I", raw, at + 4 * (victim - 1), donor_off)
+    cached.write_bytes(b"".join(cache_files.seal(btf_cache._MAGIC, [bytes(raw)])))
+
+
+def poisoned_cache(corpus: Corpus, cache: pathlib.Path) -> pathlib.Path:
+    """The cache file, rewritten so that ``pid_t`` (4 bytes) decodes as ``u64``."""
+    path = str(corpus.path(BLOB))
+    btf = load_cached(path, defer=False)
+    (cached,) = cache.iterdir()
+    (victim,) = btf.ids_by_name("pid_t")
+    (donor,) = btf.ids_by_name("u64")
+    assert (victim - 1) % max(1, btf.count // btf_cache._SAMPLES), "pid_t is a sampled record: pick another"
+    poison(cached, victim, donor)
+    assert load_cached(path, defer=False).type_by_name("pid_t").sizeof() == 8  # the poison works when trusted
+    return cached
+
+
+def test_planted_index_is_not_used(corpus: Corpus, cache: pathlib.Path) -> None:
+    cached = poisoned_cache(corpus, cache)
+    os.chown(cached, NOBODY, NOBODY)  # the same file, planted by another user
+    assert load_cached(str(corpus.path(BLOB)), defer=False).type_by_name("pid_t").sizeof() == 4
+
+
+def test_index_in_a_group_writable_dir_is_not_used(corpus: Corpus, cache: pathlib.Path) -> None:
+    poisoned_cache(corpus, cache)
+    cache.chmod(0o770)
+    assert load_cached(str(corpus.path(BLOB)), defer=False).type_by_name("pid_t").sizeof() == 4
+    cache.chmod(0o700)
+    os.chown(cache, NOBODY, NOBODY)
+    assert load_cached(str(corpus.path(BLOB)), defer=False).type_by_name("pid_t").sizeof() == 4
+
+
+def test_bit_flips_in_the_index_are_caught(corpus: Corpus, cache: pathlib.Path) -> None:
+    path = str(corpus.path(BLOB))
+    btf = load_cached(path, defer=False)
+    (cached,) = cache.iterdir()
+    good = cached.read_bytes()
+    (victim,) = btf.ids_by_name("pid_t")
+    at = 24 + btf_cache._HEADER.size + 4 * (victim - 1)  # pid_t's record offset in the file
+    for bit in range(32):
+        raw = bytearray(good)
+        raw[at + bit // 8] ^= 1 << (bit % 8)
+        cached.write_bytes(bytes(raw))
+        again = load_cached(path, defer=False)
+        assert again.type_by_name("pid_t").sizeof() == 4, bit
+        assert not isinstance(again.name_hashes, memoryview)  # not read from the file: rebuilt
+
+
+@pytest.mark.usefixtures("deadline")
+def test_fifo_in_the_cache_does_not_hang(corpus: Corpus, cache: pathlib.Path) -> None:
+    path = str(corpus.path(BLOB))
+    load_cached(path, defer=False)
+    (cached,) = cache.iterdir()
+    cached.unlink()
+    os.mkfifo(cached, 0o600)
+    assert load_cached(path, defer=False).type_by_name("pid_t").sizeof() == 4
