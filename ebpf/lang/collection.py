@@ -354,7 +354,16 @@ class Collection:
     def _load(self, globals: Optional[Dict[str, Dict[str, Any]]], maps: Optional[Dict[str, Any]],
               rodata: Dict[str, Any]) -> LiveCollection:
         from ebpf.collection import load
+        from ebpf.errors import AssemblerError, EncodingError, RelocationError, VerifierError
+        from ebpf.lang.compile_cache import discard
 
+        try:
+            return load(self._compiled(), globals=globals, maps=maps, **rodata)
+        except (VerifierError, RelocationError, EncodingError, AssemblerError):
+            dropped = [discard(p) for p in self.programs.values()]  # every cached one, not just the first
+            if not any(dropped):
+                raise
+        self._spec = None
         return load(self._compiled(), globals=globals, maps=maps, **rodata)
 
     def programs_named(self) -> List[str]:
