@@ -345,7 +345,11 @@ class Collection:
 
     def load(self, *, globals: Optional[Dict[str, Dict[str, Any]]] = None, maps: Optional[Dict[str, Any]] = None,
              **rodata: Any) -> LiveCollection:
-        """Compile (if needed) and load; keyword arguments set ``.rodata`` globals."""
+        """Compile (if needed) and load; keyword arguments set ``.rodata`` globals.
+
+        A program read back from the compile cache that the kernel (or CO-RE) refuses is
+        dropped from the cache and compiled afresh, once: a cache must never be why a load fails.
+        """
         try:
             return self._load(globals, maps, rodata)
         except EbpfError as e:
