@@ -709,19 +709,42 @@ def map_read(comp: Any, decl: Any, key: Item, node: Any) -> Item:
     if isinstance(decl.value, (StructType, ArrayType)):
         raise comp.error(f"{decl.name}[key] holds a {decl.value.name}: use {decl.name}.get(key) and check None",
                          node)
-    p = map_lookup(comp, decl, key, node)
+    return map_get(comp, decl, key, Val.const(u32, 0), node)
+
+
+def map_get(comp: Any, decl: Any, key: Item, default: Item, node: Any) -> Item:
+    """``m.get(k, default)``: the value of ``k`` or ``default``, typed as the map's value.
+
+    It reads, as ``m[k]`` does: a scalar is a value (``default`` converted to the value type,
+    as an assignment converts), a struct or array value is a stack copy of the element, or of
+    ``default`` (an object of the value type, e.g. ``Stat()``), so changing it leaves the map
+    as it is; ``p = m.get(k)`` with a None check is the pointer for updates in place.
+    """
     t = decl.value
+    if isinstance(t, (StructType, ArrayType)):
+        if not (isinstance(default, Loc) and default.type == t):
+            got = default.type.name if isinstance(default, (Val, Loc)) else repr(getattr(default, "obj", default))
+            raise comp.error(f"the default of {decl.name}.get(key, default) must be a {t.name} "
+                             f"(e.g. {t.name}()) or None, not {got}", node)
+        p = map_lookup(comp, decl, key, node)
+        copy = comp.stack_object(t, zero=False)
+        missing, done = comp.new_label("get"), comp.new_label("get")
+        comp.emit(o.JMP | o.JEQ, p.reg, 0, 0, 0, target=missing)
+        comp.copy(copy, Loc(t, p.reg, 0, "map"), node)
+        comp.jump(done)
+        comp.label(missing)
+        comp.copy(copy, default, node)
+        comp.label(done)
+        return copy
+    d = comp.convert(comp.value(default, node), t, node)
+    p = map_lookup(comp, decl, key, node)
     res = comp.vreg()
-    skip = comp.new_label("mr")
-    comp.set_const(res, 0)
-    comp.emit(o.JMP | o.JEQ, p.reg, 0, 0, 0, target=skip)
-    loaded = comp.load(Loc(t, p.reg, 0, "map"), node)
-    if isinstance(t, IntType) and t.size <= 4 and not t.signed and not loaded.hz:
-        comp.mov_reg(res, loaded.reg, False)
-    else:
-        comp.mov_reg(res, loaded.reg)
-    comp.label(skip)
-    return Val.in_reg(t, res, isinstance(t, IntType) and not t.signed and t.size <= 4 and loaded.hz)
+    found = comp.new_label("get")
+    comp._move_into(res, d, t)
+    comp.emit(o.JMP | o.JEQ, p.reg, 0, 0, 0, target=found)
+    comp._move_into(res, comp.load(Loc(t, p.reg, 0, "map"), node), t)
+    comp.label(found)
+    return Val.in_reg(t, res, comp._hz_for(t))
 
 
 def map_update(comp: Any, decl: Any, key: Item, value: Item, flags: int, node: Any) -> Val:
@@ -805,9 +828,12 @@ def atomic_update(comp: Any, loc: Loc, op: ast.operator, amount: Val, node: Any)
 
 
 def _m_get(comp: Any, decl: Any, node: ast.Call) -> Item:
-    (key,) = _args(comp, node, ("key",), 1)
+    key, default = _args(comp, node, ("key", "default"), 1)
     assert key is not None
-    return map_lookup(comp, decl, comp.expr(key), key)
+    k = comp.expr(key)
+    if default is None or isinstance(default, ast.Constant) and default.value is None:
+        return map_lookup(comp, decl, k, key)  # the element's pointer, None when missing
+    return map_get(comp, decl, k, comp.expr(default), node)
 
 
 def _m_update(comp: Any, decl: Any, node: ast.Call) -> Item:
@@ -1074,5 +1100,5 @@ def sub_call(comp: Any, sp: Subprogram, node: ast.Call) -> Item:
     return comp.call_helper(0, args, ret if not isinstance(ret, VoidType) else i64, local=info.label)
 
 
-__all__ = ["call", "MapMethod", "map_lookup", "map_read", "map_update", "map_delete", "map_increment",
+__all__ = ["call", "MapMethod", "map_lookup", "map_read", "map_get", "map_update", "map_delete", "map_increment",
            "atomic_update", "subprogram_info", "inline_call", "sub_call", "char"]
