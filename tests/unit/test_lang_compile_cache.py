@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import pathlib
+import random
 import sys
 from typing import Any, List
 
 import pytest
+from deadline import deadline  # noqa: F401  (a fixture)
 
 from ebpf.asm import encode
+
+NOBODY = 65534
 
 TOOL = '''
 from ebpf import lang as L
@@ -83,3 +88,78 @@ def test_empty_cache_dir_switches_it_off(tmp_path: pathlib.Path, compiles: List[
     compile_tool(tmp_path, 2, "c")
     compile_tool(tmp_path, 2, "c")
     assert compiles == ["prog", "prog"]
+
+
+# ---- a cache somebody else could have written, or that rotted ----------------------------------
+
+
+def cached_entry(tmp_path: pathlib.Path) -> pathlib.Path:
+    (entry,) = (tmp_path / "cache" / "programs").iterdir()
+    return entry
+
+
+def test_bit_flips_are_detected(tmp_path: pathlib.Path, compiles: List[str]) -> None:
+    """Each flipped bit of an entry: the program read back is the one compiled, or it is recompiled."""
+    src = tmp_path / "cachetool_flip.py"
+    src.write_text(TOOL.format(limit=2))
+    decl = load_module(src, "cachetool_flip").coll.programs["prog"]
+    first = decl.compile()
+    want = (encode(first.instructions), [i.source for i in first.instructions])
+    entry = cached_entry(tmp_path)
+    good = entry.read_bytes()
+    rng = random.Random(1)
+    bits = sorted(rng.sample(range(len(good) * 8), 300))
+    for bit in bits:
+        raw = bytearray(good)
+        raw[bit // 8] ^= 1 << (bit % 8)
+        entry.write_bytes(bytes(raw))
+        spec = decl.compile()
+        assert (encode(spec.instructions), [i.source for i in spec.instructions]) == want, f"bit {bit}"
+    assert len(compiles) > 250  # nearly every flip was caught and recompiled (a flip in the name is a miss too)
+
+
+def test_entry_of_another_user_is_not_used(tmp_path: pathlib.Path, compiles: List[str]) -> None:
+    compile_tool(tmp_path, 2, "d")
+    os.chown(cached_entry(tmp_path), NOBODY, NOBODY)
+    compile_tool(tmp_path, 2, "d")
+    assert compiles == ["prog", "prog"]
+
+
+def test_group_writable_dir_is_not_used(tmp_path: pathlib.Path, compiles: List[str]) -> None:
+    compile_tool(tmp_path, 2, "e")
+    (tmp_path / "cache" / "programs").chmod(0o770)
+    compile_tool(tmp_path, 2, "e")
+    assert compiles == ["prog", "prog"]
+    (tmp_path / "cache" / "programs").chmod(0o700)
+    compile_tool(tmp_path, 2, "e")
+    assert compiles == ["prog", "prog"]  # the entry the first compile wrote
+
+
+@pytest.mark.usefixtures("deadline")
+def test_fifo_does_not_hang(tmp_path: pathlib.Path, compiles: List[str]) -> None:
+    compile_tool(tmp_path, 2, "f")
+    entry = cached_entry(tmp_path)
+    entry.unlink()
+    os.mkfifo(entry, 0o600)
+    compile_tool(tmp_path, 2, "f")
+    assert compiles == ["prog", "prog"]
+
+
+def test_warm_start_imports_neither_pickle_nor_the_compiler(tmp_path: pathlib.Path, compiles: List[str]) -> None:
+    compile_tool(tmp_path, 2, "g")
+    assert not cached_entry(tmp_path).read_bytes().startswith(b"\x80")  # a pickle's PROTO opcode
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('cachetool_g', {str(tmp_path / 'cachetool_g.py')!r})\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        "module.coll.spec()\n"
+        "assert 'ebpf.lang.compiler' not in sys.modules, 'compiled: not read from the cache'\n"
+        "assert 'pickle' not in sys.modules, 'pickle imported'\n"
+    )
+    import subprocess
+
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(repo))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
