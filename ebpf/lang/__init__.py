@@ -28,7 +28,9 @@
             print(ev.pid, ev.comm)
 
 The integer semantics (C's) are documented in :mod:`ebpf.lang.types`; the statements and
-checks in :mod:`ebpf.lang.frontend`; helpers in :mod:`ebpf.lang.builtins`.
+checks in :mod:`ebpf.lang.frontend`; helpers in :mod:`ebpf.lang.builtins`; strings
+(``comm == "dd"``, ``L.startswith``, ``L.str``) in :mod:`ebpf.lang.strings`; map methods
+(``m.get(k, default)``...) in :mod:`ebpf.lang.intrinsics`.
 
 Importing this package is cheap: the compiler (``ast``, BTF, tracefs) loads only when a
 collection is compiled.

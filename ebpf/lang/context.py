@@ -1,8 +1,10 @@
 """The typed context argument of each program kind.
 
-* tracepoint: fields from the event's tracefs ``format`` (offset, size, signedness); ``char *``
-  fields of syscall events are user pointers, ``__data_loc`` strings are kernel pointers into
-  the record;
+* tracepoint: fields from the event's tracefs ``format`` (offset, size, signedness); the
+  pointer fields of syscall events are user pointers (``const char *const *argv`` is a
+  pointer to user pointers: ``ctx.argv[i]`` reads one with bpf_probe_read_user, and
+  ``L.str(ctx.argv[i])`` its string), other events' are kernel pointers; ``__data_loc``
+  strings are kernel pointers into the record;
 * raw_tracepoint: ``ctx.args[i]`` (u64);
 * tp_btf / fentry / fexit: arguments by name with their BTF types (pointers are BTF-typed, so
   ``ctx.prev.pid`` is a direct load), ``ctx.ret`` for fexit, ``ctx.args[i]`` raw;

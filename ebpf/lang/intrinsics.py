@@ -4,8 +4,11 @@ inline functions and sub-programs.
 Each ``L.name`` marker in :mod:`ebpf.lang.builtins` maps to a function here that checks its
 arguments and emits the call. Map operations follow the conventions that make the verifier
 happy without ceremony in the source: keys and values are spilled to the stack when they are
-not already in memory, lookups return optional pointers, ``m[k] += n`` (and
-``m.increment(k, n)``) is an atomic add that inserts the key when it is missing.
+not already in memory, lookups (``m.get(k)``) return optional pointers, ``m.get(k, default)``
+and ``m[k]`` (``default`` 0) read the value or the default (:func:`map_get`), ``m[k] += n``
+(and ``m.increment(k, n)``) is an atomic add that inserts the key when it is missing. String
+tests (``L.startswith``) are compiled by :mod:`ebpf.lang.strings`; ``L.str(p)`` reads the
+string ``p`` points to into a ``char[64]`` (or ``size``) stack buffer.
 """
 
 from __future__ import annotations

@@ -170,7 +170,7 @@ class PtrType(Type):
 
     Spaces: ``stack``, ``map`` (map values), ``ringbuf`` (reserved records), ``ctx``, ``btf``
     (kernel memory the verifier types: direct loads), ``kernel`` (read through
-    bpf_probe_read_kernel), ``user`` (only through the probe_read_user helpers), ``any``.
+    bpf_probe_read_kernel), ``user`` (read through bpf_probe_read_user), ``any``.
     """
 
     size = 8
