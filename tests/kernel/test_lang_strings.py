@@ -260,20 +260,21 @@ def test_task_comm_through_btf_and_through_probe_reads() -> None:
     out = coll.hash_map("out", key=u32, value=u32, max_entries=8)
     me = coll.rodata("me", u32, 0)
 
+    @L.inline
+    def record(slot):
+        if L.tid() == me:
+            task = L.current_task()
+            out[slot] = (task.comm == "commtest") | L.startswith(task.comm, "commt") << 1 | \
+                (task.comm == "commtes") << 2
+
     @coll.tp_btf("sys_enter")
     def btf(ctx):
-        if L.tid() != me:
-            return 0
-        task = L.current_task()
-        out[0] = (task.comm == "commtest") | L.startswith(task.comm, "commt") << 1 | (task.comm == "commtes") << 2
+        record(0)
         return 0
 
     @coll.tracepoint("syscalls/sys_enter_getppid")
     def tp(ctx):
-        if L.tid() != me:
-            return 0
-        task = L.current_task()
-        out[1] = (task.comm == "commtest") | L.startswith(task.comm, "commt") << 1 | (task.comm == "commtes") << 2
+        record(1)
         return 0
 
     result: Dict[int, int] = {}
