@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from ebpf.errors import EbpfError
 
@@ -82,13 +82,29 @@ def fdinfo(fd: int) -> Dict[str, str]:
     return out
 
 
+def _not_pinned(path: str) -> Optional[EbpfError]:
+    """Why BPF_OBJ_GET cannot open ``path`` when the reason is the path itself: the kernel says
+    EACCES for a file outside bpffs, which reads as a privilege problem and is not one."""
+    if not os.path.lexists(path):
+        return EbpfError(f"{path}: no such file (no object is pinned there)")
+    if os.path.isdir(path):
+        return EbpfError(f"{path} is a directory, not a pinned BPF object")
+    if not is_bpffs(path):
+        return EbpfError(f"{path} is not a pinned BPF object: it is not on a bpf filesystem (bpffs)")
+    return None
+
+
 def open_pinned(path: str, **codecs: Any) -> Any:
     """Open the object pinned at ``path`` as a Map (``key=``/``value=`` codecs), Program or Link."""
+    from ebpf.errors import SyscallError
     from ebpf.sys import bpf
     from ebpf.sys.fd import FD
 
     full = path if os.path.isabs(path) else os.path.join(BPFFS, path)
-    fd = FD(bpf.obj_get(full))
+    try:
+        fd = FD(bpf.obj_get(full))
+    except SyscallError as e:
+        raise _not_pinned(full) or e from None
     info = fdinfo(int(fd))
     if "map_type" in info:
         from ebpf.maps.live import Map

@@ -14,10 +14,12 @@ mount API get the old way, a mount at /sys/kernel/tracing that stays, as systemd
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from typing import Optional
 
-from ebpf.errors import TracefsError
+from ebpf.errors import PermissionDenied, TracefsError
 
 _cached: Optional[str] = None
 
@@ -123,10 +125,32 @@ def tracepoint_dir(group: str, name: str) -> str:
     """``<tracefs>/events/GROUP/NAME``, checked to exist."""
     if not group or not name or "/" in group or "/" in name or group.startswith("."):
         raise TracefsError(f"bad tracepoint name {group}:{name}")
-    path = os.path.join(tracefs_path(), "events", group, name)
-    if not os.path.isdir(path):
+    root = tracefs_path()
+    path = os.path.join(root, "events", group, name)
+    try:
+        is_dir = stat.S_ISDIR(os.stat(path).st_mode)
+    except PermissionError as e:  # tracefs is mode 0700: capabilities other than root's do not open it
+        raise _denied(root, path, e.errno or errno.EACCES) from None
+    except OSError:
+        is_dir = False
+    if not is_dir:
         raise TracefsError(f"no tracepoint {group}:{name} on this kernel ({path} does not exist)")
     return path
+
+
+def _denied(root: str, path: str, err: int) -> PermissionDenied:
+    """Which directory on the way to ``path`` this user may not search, with its mode and owner."""
+    here = root
+    for part in [""] + os.path.relpath(path, root).split(os.sep):
+        here = os.path.join(here, part) if part else here
+        if not os.access(here, os.X_OK):
+            break
+    try:
+        st = os.stat(here)
+        owner = f"is mode {stat.S_IMODE(st.st_mode):04o}, owned by uid {st.st_uid}"
+    except OSError:
+        owner = "cannot be searched by this user"
+    return PermissionDenied(f"looking up {path}", err, f"{here} {owner}")
 
 
 def tracepoint_id(group: str, name: str) -> int:

@@ -2,7 +2,8 @@
 
 Both tools keep BCC's Python tools' flags and output: a banner, then per interval a blank line,
 an optional ``HH:MM:SS`` line, and either a table of totals (``SOFTIRQ          TOTAL_usecs``,
-sorted by the total, largest first) or, with ``-d``, one log2 histogram per IRQ headed
+in BCC 0.26's order: by the total in nanoseconds, smallest first, so that the largest ends the
+table next to the prompt; equal totals by name) or, with ``-d``, one log2 histogram per IRQ headed
 ``softirq = timer``. Times are summed in nanoseconds in the kernel and divided when printed,
 as BCC does; histogram slots are ``log2l(delta / factor)`` computed in the kernel.
 
@@ -24,7 +25,7 @@ import sys
 import time
 from typing import Any, Callable, Dict, Hashable, List, NamedTuple, Optional, Sequence, Tuple
 
-from ebpf.tools.runtime import positive_int, positive_nonzero_int
+from ebpf.tools.runtime import add_ebpf_option, positive_int, positive_nonzero_int
 
 HOOKS = ("auto", "tp_btf", "raw_tp", "tracepoint")
 
@@ -68,6 +69,7 @@ def make_parser(tool: IrqTool) -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true",
                         help="one JSON object per interval instead of text")
     parser.add_argument("--hook", choices=HOOKS, default="auto", help=argparse.SUPPRESS)
+    add_ebpf_option(parser)
     return parser
 
 
@@ -98,30 +100,19 @@ def banner(tool: IrqTool, args: argparse.Namespace) -> str:
     return "Tracing %s irq %s... Hit Ctrl-C to end." % (tool.kind, what)
 
 
-def choose_hook(tool: IrqTool, requested: str) -> str:
-    """libbpf-tools' choice: tp_btf where the kernel can load it, else a raw tracepoint (4.17+),
-    else the ``irq/`` tracepoints."""
-    if requested != "auto":
-        return requested
-    from ebpf.features import have_program_type, have_tp_btf
-
-    if have_tp_btf(tool.tp_btf_probe):
-        return "tp_btf"
-    return "raw_tp" if have_program_type("raw_tracepoint") else "tracepoint"
-
-
 # ---- output --------------------------------------------------------------------------------
 
 Items = Sequence[Tuple[Any, int]]
 
 
 def totals(items: Items, name_of: Callable[[Any], str], factor: int) -> List[Tuple[str, int]]:
-    """(name, total / factor) largest first, from (key, value) pairs of the ``dist`` map."""
+    """(name, total / factor) from (key, value) pairs of the ``dist`` map, smallest total first
+    (BCC 0.26 sorts its table by value, ascending), equal totals by name."""
     sums: Dict[str, int] = {}
     for key, value in items:
         name = name_of(key)
         sums[name] = sums.get(name, 0) + int(value)
-    rows = sorted(sums.items(), key=lambda kv: (-kv[1], kv[0]))
+    rows = sorted(sums.items(), key=lambda kv: (kv[1], kv[0]))
     return [(name, value // factor) for name, value in rows]
 
 
@@ -190,22 +181,24 @@ def run(tool: IrqTool, argv: Sequence[str], build: Callable[[str, bool], Any],
     if problem:
         print(problem, file=sys.stderr)
         return 1
-    from ebpf.errors import EbpfError
     from ebpf.report import Output
-    from ebpf.sys.caps import has_bpf_privileges
-    from ebpf.tools.runtime import Stopper, interval_loop
+    from ebpf.tools import runtime
 
-    if not has_bpf_privileges():
-        raise EbpfError("needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)")
-    hook = choose_hook(tool, args.hook)
+    runtime.check_cpu(args.cpu)
+    if not args.ebpf:
+        runtime.require_privileges()
+    hook = runtime.choose_hooks(tool.tp_btf_probe, args.hook)
     coll = build(hook, args.events)
+    runtime.compile_programs(coll)
+    if runtime.show_programs(args, coll):
+        return 0
     rodata: Dict[str, Any] = {"targ_cpu": -1 if args.cpu is None else args.cpu}
     if not args.events:
         rodata["targ_dist"] = 1 if args.dist else 0
         rodata["factor"] = unit(args)[1]
     out = Output(json_mode=args.json)
     with coll.load(**rodata) as live:
-        stopper = Stopper()
+        stopper = runtime.Stopper()
         live.attach()
         # the banner says "ready": with --json it goes to stderr, keeping stdout pure JSON
         print(banner(tool, args), file=sys.stderr if args.json else sys.stdout, flush=True)
@@ -218,5 +211,5 @@ def run(tool: IrqTool, argv: Sequence[str], build: Callable[[str, bool], Any],
             else:
                 out.lines(interval_lines(tool, args, items, irq_of, name_of))
 
-        interval_loop(stopper, args.interval, args.count, tick)
+        runtime.interval_loop(stopper, args.interval, args.count, tick)
     return 0

@@ -20,37 +20,28 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ebpf.errors import EbpfError
 from ebpf.tools.runtime import Stopper, lost_line
 
-__all__ = ["NO_UID", "require_privileges", "existing_tracepoints", "ring_buffer_available", "EventLoop",
+__all__ = ["NO_UID", "ring_buffer_available", "EventLoop",
            "detach", "decode_text", "add_container_args", "container_filter", "ContainerMaps"]
 
 NO_UID = 0xFFFFFFFF  # "no UID filter" in the programs' rodata (uid_t -1 is nobody's UID)
 LOST_CHECK_SECONDS = 0.25
 
 
-def require_privileges() -> None:
-    """One clear line instead of an EPERM deep in the loader."""
-    from ebpf.sys.caps import has_bpf_privileges
-
-    if not has_bpf_privileges():
-        raise EbpfError("needs root (CAP_SYS_ADMIN, or CAP_BPF and CAP_PERFMON) to load eBPF programs")
-
-
-def existing_tracepoints(group: str, names: Sequence[str]) -> List[str]:
-    """The tracepoints of ``group`` among ``names`` that this kernel has (tracefs)."""
-    from ebpf.sys.tracefs import tracepoint_exists
-
-    return [n for n in names if tracepoint_exists(group, n)]
-
-
 def ring_buffer_available() -> bool:
+    """Ring buffer, else perf buffer; without the privileges to probe (``--ebpf`` as a user),
+    what every kernel since 5.8 has."""
+    from ebpf.errors import PermissionDenied
     from ebpf.features import have_ringbuf
 
-    return have_ringbuf()
+    try:
+        return have_ringbuf()
+    except PermissionDenied:
+        return True
 
 
 def decode_text(raw: bytes) -> str:
@@ -91,21 +82,29 @@ def container_filter(coll: Any, cgroupmap: bool, mntnsmap: bool) -> Any:
 
 
 class ContainerMaps:
-    """The pinned maps named by --cgroupmap / --mntnsmap, for ``load(maps=...)``; closes them."""
+    """The pinned maps named by --cgroupmap / --mntnsmap, for ``load(maps=...)``; closes them.
 
-    def __init__(self, args: Any) -> None:
+    Each must be what BCC's ``bcc/containers.py`` pins and what the programs were compiled
+    against (``spec``: the collection's spec, its ``cgroupset`` and ``mount_ns_set`` maps): same
+    map type, key size and value size; anything else is refused here with the difference named,
+    not left to the verifier or to a filter that silently never matches."""
+
+    FLAGS = {"cgroupset": "--cgroupmap", "mount_ns_set": "--mntnsmap"}
+
+    def __init__(self, args: Any, spec: Any = None) -> None:
         self.maps: Dict[str, Any] = {}
         try:
             for name, path in (("cgroupset", getattr(args, "cgroupmap", None)),
                                ("mount_ns_set", getattr(args, "mntnsmap", None))):
                 if path:
-                    self.maps[name] = self._open(path)
+                    self.maps[name] = self._open(self.FLAGS[name], path,
+                                                 spec.maps[name] if spec is not None else None)
         except BaseException:
             self.close()
             raise
 
     @staticmethod
-    def _open(path: str) -> Any:
+    def _open(flag: str, path: str, want: Any) -> Any:
         from ebpf.errors import SyscallError
         from ebpf.maps.live import Map
         from ebpf.pin import open_pinned
@@ -113,10 +112,20 @@ class ContainerMaps:
         try:
             found = open_pinned(path)
         except SyscallError as e:
-            raise EbpfError(f"cannot open the pinned map {path}: {e}") from None
+            raise EbpfError(f"{flag}: cannot open the pinned map {path}: {e}") from None
+        except EbpfError as e:
+            raise EbpfError(f"{flag}: {e}") from None
         if not isinstance(found, Map):
             found.close()
-            raise EbpfError(f"{path} is not a pinned BPF map")
+            raise EbpfError(f"{flag}: {path} is a pinned BPF object but not a map")
+        if want is not None:
+            info = found.info()
+            got = (int(info.type), info.key_size, info.value_size)
+            expected = (int(want.map_type), want.key_size, want.value_size)
+            if got != expected:
+                found.close()
+                raise EbpfError(f"{flag}: the map pinned at {path} is {_map_shape(*got)}; "
+                                f"{flag} needs {_map_shape(*expected)}")
         return found
 
     def close(self) -> None:
@@ -129,6 +138,17 @@ class ContainerMaps:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _map_shape(kind: int, key_size: int, value_size: int) -> str:
+    from ebpf.uapi import MapType
+
+    try:
+        name = MapType(kind).name.lower()
+    except ValueError:
+        name = f"type {kind}"
+    article = "an" if name[0] in "aeiou" else "a"
+    return f"{article} {name} map with {key_size}-byte keys and {value_size}-byte values"
 
 
 # --- the event loop ----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ebpf.lang.types import Struct, u32, u64
-from ebpf.tools.runtime import positive_nonzero_int
+from ebpf.tools.runtime import add_ebpf_option, positive_nonzero_int
 
 NAME = "biolatency"
 BANNER = "Tracing block device I/O... Hit Ctrl-C to end."
@@ -79,7 +79,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("interval", nargs="?", type=positive_nonzero_int, default=None,
                    help="output interval, in seconds")
     p.add_argument("count", nargs="?", type=positive_nonzero_int, default=None, help="number of outputs")
-    p.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)
+    add_ebpf_option(p)
     p.add_argument("-j", "--json", action="store_true", help="json output")
     p.add_argument("-d", "--disk", type=str, help="Trace this disk only")
     p.add_argument("--hook", "--hooks", dest="hooks", choices=HOOKS, default="auto", help=argparse.SUPPRESS)
@@ -380,7 +380,7 @@ def run(argv: List[str]) -> int:
 
     from ebpf.errors import EbpfError
     from ebpf.report import Output
-    from ebpf.tools.runtime import Stopper, choose_hooks, disassembly, interval_loop, require
+    from ebpf.tools import runtime
 
     args = parse_args(argv)
     if args.flags and args.disks:
@@ -393,15 +393,13 @@ def run(argv: List[str]) -> int:
         if dev is None:
             raise EbpfError(f"no such disk '{args.disk}'")
     if not args.ebpf:
-        from ebpf.sys.caps import has_bpf_privileges
-
-        require(has_bpf_privileges(), f"{NAME} needs root (or CAP_BPF and CAP_PERFMON) to load its programs")
-    hooks = choose_hooks("block_rq_issue", args.hooks)
+        runtime.require_privileges()
+    hooks = runtime.choose_hooks("block_rq_issue", args.hooks)
     if hooks == "tracepoint" and args.flags:
         raise EbpfError("-F needs tp_btf or raw tracepoints: the block tracepoints do not record request flags")
     coll = build(Plan(args, hooks, dev))
-    if args.ebpf:
-        print(disassembly(coll))
+    runtime.compile_programs(coll)
+    if runtime.show_programs(args, coll):
         return 0
 
     unit = "msecs" if args.milliseconds else "usecs"
@@ -423,7 +421,7 @@ def run(argv: List[str]) -> int:
         section, label_of = "flags", flags_label
     out = Output(json_mode=args.json)
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    stopper = Stopper()
+    stopper = runtime.Stopper()
     try:
         with coll.load() as live:
             live.attach()
@@ -448,7 +446,7 @@ def run(argv: List[str]) -> int:
                     out.lines(text_lines(hists, unit, section=section, label_of=label_of, timestamp=stamp,
                                          ext=ext_val))
 
-            interval_loop(stopper, args.interval, args.count, tick)
+            runtime.interval_loop(stopper, args.interval, args.count, tick)
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)

@@ -2,17 +2,20 @@
 
 Flags and output are BCC's::
 
-    COMM             PID     PPID    RET ARGS
+    PCOMM            PID     PPID    RET ARGS
     cat              31870   31869     0 /usr/bin/cat /etc/hostname
 
-``-T`` adds ``TIME`` (HH:MM:SS), ``-t`` ``TIME(s)`` (seconds since start), ``-U`` the ``UID``
-column, ``-M`` the parent's ``PCOMM``, ``-C`` the ``CPU``; ``-x`` includes failed execs, ``-q``
-quotes the arguments, ``-n``/``-l`` keep only commands whose name / argument line matches a
-regular expression, ``-u USER`` and ``-P PPID`` filter in the kernel, ``--max-args N``
-(default 20, at most 128) bounds the arguments read (the file name counts as one; ``...``
-marks a longer list). ``--json`` writes one object per exec, keys named after the columns in
-lower case (``time``, ``time_s`` for ``TIME(s)``, ``uid``, ``comm``, ``pid``, ``pcomm``,
-``ppid``, ``cpu``, ``ret``, ``args`` as a list), present when the text would show the column.
+``PCOMM`` is the process's command (its name after the exec), as BCC 0.26 and libbpf-tools head
+it. ``-T`` adds ``TIME`` (HH:MM:SS), ``-t`` ``TIME(s)`` (seconds since start), ``-U`` the
+``UID`` column, ``-M`` the parent's command as ``PPCOMM`` (as PPID is to PID), ``-C`` the
+``CPU``; ``-x`` includes failed execs, ``-q`` quotes the arguments, ``-n``/``-l`` keep only
+commands whose name / argument line matches a regular expression, ``-u USER`` and ``-P PPID``
+filter in the kernel, ``--max-args N`` (default 20, at most 128) bounds the arguments read (the
+file name counts as one; ``...`` marks a longer list). ``--json`` writes one object per exec,
+keys named after the columns in lower case (``time``, ``time_s`` for ``TIME(s)``, ``uid``,
+``pcomm``, ``pid``, ``ppcomm``, ``ppid``, ``cpu``, ``ret``, ``args`` as a list), present when
+the text would show the column.
+
 
 The kernel side follows libbpf-tools: ``syscalls/sys_enter_execve`` reads the file name and
 the arguments (``bpf_probe_read_user_str`` per argument, 128 bytes each) into a per-thread
@@ -29,7 +32,7 @@ from typing import Any, Dict, List, Optional, Pattern
 
 from ebpf.lang.types import Struct, char, i32, u32, u64
 from ebpf.tools._snoop_events import add_container_args
-from ebpf.tools.runtime import positive_nonzero_int, tool_main
+from ebpf.tools.runtime import add_ebpf_option, positive_nonzero_int, tool_main
 
 __all__ = ["run", "parse_args", "header", "Formatter", "build", "event_type", "ARGSIZE", "MAX_ARGS_LIMIT"]
 
@@ -108,6 +111,7 @@ def parser() -> argparse.ArgumentParser:
       help="maximum number of arguments parsed and displayed, defaults to 20")
     a("-P", "--ppid", type=positive_nonzero_int, help="trace this parent PID only")
     a("--json", action="store_true", help="print one JSON object per exec")
+    add_ebpf_option(p)
     return p
 
 
@@ -126,9 +130,9 @@ def header(args: argparse.Namespace) -> str:
         out += "%-8s" % "TIME(s)"
     if args.print_uid:
         out += "%-6s" % "UID"
-    out += "%-16s %-7s " % ("COMM", "PID")
+    out += "%-16s %-7s " % ("PCOMM", "PID")
     if args.print_pcomm:
-        out += "%-16s " % "PCOMM"
+        out += "%-16s " % "PPCOMM"
     out += "%-7s " % "PPID"
     if args.print_cpu:
         out += "%-4s " % "CPU"
@@ -213,10 +217,10 @@ class Formatter:
             out["time_s"] = round(now - self.start, 3)
         if args.print_uid:
             out["uid"] = ev.uid
-        out["comm"] = _text(ev.comm)
+        out["pcomm"] = _text(ev.comm)
         out["pid"] = ev.pid
         if args.print_pcomm:
-            out["pcomm"] = _text(ev.pcomm)
+            out["ppcomm"] = _text(ev.pcomm)
         ppid = self.ppid(ev)
         out["ppid"] = ppid if ppid > 0 else None
         if args.print_cpu:
@@ -344,17 +348,20 @@ def run(argv: List[str]) -> int:
     from ebpf.errors import EbpfError
     from ebpf.report import Output
     from ebpf.tools import _snoop_events as snoop
-    from ebpf.tools.runtime import Stopper
+    from ebpf.tools import runtime
 
-    snoop.require_privileges()
-    if len(snoop.existing_tracepoints("syscalls", ["sys_enter_execve", "sys_exit_execve"])) != 2:
+    if not args.ebpf:
+        runtime.require_privileges()
+    if len(runtime.existing_tracepoints("syscalls", ["sys_enter_execve", "sys_exit_execve"])) != 2:
         raise EbpfError("this kernel has no syscalls/sys_enter_execve tracepoint (CONFIG_FTRACE_SYSCALLS)")
     ring = snoop.ring_buffer_available()
-    stopper = Stopper()
-    out = Output(json_mode=args.json)
     coll, Event = build(ring, args.max_args, cgroupmap=bool(args.cgroupmap), mntnsmap=bool(args.mntnsmap))
-    coll.spec()
-    with snoop.ContainerMaps(args) as pinned, \
+    spec = runtime.compile_programs(coll)
+    if runtime.show_programs(args, coll):
+        return 0
+    stopper = runtime.Stopper()
+    out = Output(json_mode=args.json)
+    with snoop.ContainerMaps(args, spec) as pinned, \
             coll.load(maps=pinned.maps, targ_uid=NO_UID if args.uid is None else args.uid,
                       targ_ppid=args.ppid or 0, ignore_failed=0 if args.fails else 1) as live:
         fmt = Formatter(args)

@@ -30,7 +30,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from ebpf.lang.types import Struct, char, i32, u32, u64
-from ebpf.tools.runtime import positive_nonzero_int, tool_main
+from ebpf.tools.runtime import add_ebpf_option, positive_nonzero_int, tool_main
 
 __all__ = ["run", "parse_args", "header", "Formatter", "build", "Event", "signal_name", "exit_text"]
 
@@ -71,6 +71,7 @@ def parser() -> argparse.ArgumentParser:
     a("-x", "--failed", action="store_true", help="trace only fails, exclude exit(0)")
     a("--per-thread", action="store_true", help="trace per thread termination")
     a("--json", action="store_true", help="print one JSON object per exit")
+    add_ebpf_option(p)
     return p
 
 
@@ -223,14 +224,14 @@ def choose_hook() -> bool:
     an error when the kernel has neither."""
     from ebpf.errors import EbpfError
     from ebpf.features import have_tp_btf
-    from ebpf.sys.tracefs import tracepoint_exists
+    from ebpf.tools.runtime import existing_tracepoints
 
     try:
         if have_tp_btf("sched_process_exit"):
             return True
     except EbpfError:
         pass
-    if tracepoint_exists("sched", "sched_process_exit"):
+    if existing_tracepoints("sched", ["sched_process_exit"]):
         return False
     raise EbpfError("this kernel has no sched/sched_process_exit tracepoint")
 
@@ -242,16 +243,19 @@ def run(argv: List[str]) -> int:
     args = parse_args(argv)
     from ebpf.report import Output
     from ebpf.tools import _snoop_events as snoop
-    from ebpf.tools.runtime import Stopper
+    from ebpf.tools import runtime
 
-    snoop.require_privileges()
+    if not args.ebpf:
+        runtime.require_privileges()
     tp_btf = choose_hook()
     ring = snoop.ring_buffer_available()
-    stopper = Stopper()
+    coll = build(ring, tp_btf)
+    runtime.compile_programs(coll)
+    if runtime.show_programs(args, coll):
+        return 0
+    stopper = runtime.Stopper()
     out = Output(json_mode=args.json)
     fmt = Formatter(args)
-    coll = build(ring, tp_btf)
-    coll.spec()
     seen_target = [False]
 
     def show(ev: Any) -> None:

@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from ebpf.lang.types import Struct, char, i32, u32, u64
 from ebpf.tools._snoop_events import add_container_args
-from ebpf.tools.runtime import positive_int, positive_nonzero_int, tool_main
+from ebpf.tools.runtime import add_ebpf_option, positive_int, positive_nonzero_int, tool_main
 
 __all__ = ["run", "parse_args", "header", "Formatter", "build", "Event", "SYSCALLS"]
 
@@ -123,6 +122,7 @@ def parser() -> argparse.ArgumentParser:
     a("--exec", nargs=argparse.REMAINDER,
       help="execute command (as the last parameter, supports multiple parameters, "
            "for example: --exec ls -l /tmp)")
+    add_ebpf_option(p)
     return p
 
 
@@ -352,92 +352,62 @@ def attach_order(syscalls: List[str]) -> List[str]:
     return [f"exit_{s}" for s in syscalls] + enters
 
 
-# --- --exec -------------------------------------------------------------------------------------
-
-
-def spawn_paused(cmd: List[str]) -> Tuple[int, int]:
-    """Fork ``cmd``, held before exec until :func:`release` writes to the returned fd: (pid, fd).
-    Should the tool die first, the child reads end-of-file and exits without running ``cmd``."""
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child execs or exits
-        try:
-            os.close(wfd)
-            go = os.read(rfd, 1)
-            os.close(rfd)
-            if go:
-                os.execvp(cmd[0], cmd)
-        except OSError as e:
-            sys.stderr.write(f"opensnoop: {cmd[0]}: {e.strerror}\n")
-        os._exit(127)
-    os.close(rfd)
-    return pid, wfd
-
-
-def release(fd: int) -> None:
-    os.write(fd, b"x")
-    os.close(fd)
-
-
-def child_exited(pid: int) -> bool:
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return done != 0
-
-
 # --- main ---------------------------------------------------------------------------------------
 
 
 def run(argv: List[str]) -> int:
     args = parse_args(argv)
     from ebpf.errors import EbpfError
+    from ebpf.tools import _snoop_events as snoop
+    from ebpf.tools import runtime
+    from ebpf.tools._command import command_for
+
+    if not args.ebpf:
+        runtime.require_privileges()
+    names = [s for s in SYSCALLS
+             if len(runtime.existing_tracepoints("syscalls", [f"sys_enter_{s}", f"sys_exit_{s}"])) == 2]
+    if not names:
+        raise EbpfError("this kernel has no syscalls/sys_enter_open* tracepoints (CONFIG_FTRACE_SYSCALLS)")
+    ring = snoop.ring_buffer_available()
+    coll = build(ring, names, ring_bytes=args.buffer_pages * os.sysconf("SC_PAGE_SIZE"),
+                 cgroupmap=bool(args.cgroupmap), mntnsmap=bool(args.mntnsmap))
+    runtime.compile_programs(coll)
+    spec = compile_spec(coll, names)
+    if runtime.show_programs(args, coll):
+        return 0
+    with snoop.ContainerMaps(args, spec) as pinned, command_for(args.exec) as child:
+        return _trace(args, coll, names, ring, pinned, child)
+
+
+def _trace(args: argparse.Namespace, coll: Any, names: List[str], ring: bool, pinned: Any, child: Any) -> int:
     from ebpf.report import Output
     from ebpf.tools import _snoop_events as snoop
     from ebpf.tools.runtime import Stopper
 
-    snoop.require_privileges()
-    names = [s for s in SYSCALLS
-             if len(snoop.existing_tracepoints("syscalls", [f"sys_enter_{s}", f"sys_exit_{s}"])) == 2]
-    if not names:
-        raise EbpfError("this kernel has no syscalls/sys_enter_open* tracepoints (CONFIG_FTRACE_SYSCALLS)")
-    ring = snoop.ring_buffer_available()
     stopper = Stopper()
-    child: Optional[Tuple[int, int]] = None
-    if args.exec is not None:
-        import signal
-
-        signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # wakes the loop when it exits
-        child = spawn_paused(args.exec)
-    target_tgid = child[0] if child else (args.pid or 0)
     out = Output(json_mode=args.json)
     fmt = Formatter(args)
-
     show = snoop.event_printer(fmt, out, args.json)
-
-    coll = build(ring, names, ring_bytes=args.buffer_pages * os.sysconf("SC_PAGE_SIZE"),
-                 cgroupmap=bool(args.cgroupmap), mntnsmap=bool(args.mntnsmap))
-    compile_spec(coll, names)
-    with snoop.ContainerMaps(args) as pinned, \
-            coll.load(maps=pinned.maps, targ_tgid=0 if args.tid else target_tgid, targ_tid=args.tid or 0,
-                      targ_uid=NO_UID if args.uid is None else args.uid, targ_failed=int(args.failed),
-                      flag_mask=args.flag_mask) as live:
+    target_tgid = child.pid or args.pid or 0
+    with coll.load(maps=pinned.maps, targ_tgid=0 if args.tid else target_tgid, targ_tid=args.tid or 0,
+                   targ_uid=NO_UID if args.uid is None else args.uid, targ_failed=int(args.failed),
+                   flag_mask=args.flag_mask) as live:
         loop = snoop.EventLoop(live, Event, show, ring=ring, pages=args.buffer_pages)
         try:
             live.attach(attach_order(names))
-            if child:
-                release(child[1])  # let it exec
+            child.start()
+            child.watch(stopper)
             if not args.json:
                 out.line(header(args))
             if args.duration:  # BCC: -d 0 traces until Ctrl-C
                 stopper.deadline = time.monotonic() + args.duration
-            loop.run(stopper, done=(lambda: child_exited(child[0])) if child else None)
+            loop.run(stopper)
+            child.finish()  # what it does while it ends is traced too
             snoop.detach(live)
             loop.drain()
         finally:
             loop.close()
-    return 0
+    return child.exit_status()
 
 
 if __name__ == "__main__":

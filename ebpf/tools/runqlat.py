@@ -23,7 +23,7 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from ebpf.lang.types import Struct, u32, u64
-from ebpf.tools.runtime import positive_nonzero_int
+from ebpf.tools.runtime import add_ebpf_option, positive_nonzero_int
 
 NAME = "runqlat"
 BANNER = "Tracing run queue latency... Hit Ctrl-C to end."
@@ -66,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("interval", nargs="?", type=positive_nonzero_int, default=None,
                    help="output interval, in seconds")
     p.add_argument("count", nargs="?", type=positive_nonzero_int, default=None, help="number of outputs")
-    p.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)
+    add_ebpf_option(p)
     p.add_argument("--json", action="store_true", help="json output: one object per histogram")
     p.add_argument("--hook", "--hooks", dest="hooks", choices=HOOKS, default="auto", help=argparse.SUPPRESS)
     return p
@@ -325,26 +325,24 @@ def run(argv: List[str]) -> int:
 
     from ebpf.errors import EbpfError
     from ebpf.report import Output
-    from ebpf.tools.runtime import Stopper, choose_hooks, disassembly, interval_loop, require
+    from ebpf.tools import runtime
 
     args = parse_args(argv)
     if not args.ebpf:
-        from ebpf.sys.caps import has_bpf_privileges
-
-        require(has_bpf_privileges(), f"{NAME} needs root (or CAP_BPF and CAP_PERFMON) to load its programs")
-    hooks = choose_hooks("sched_switch", args.hooks)
+        runtime.require_privileges()
+    hooks = runtime.choose_hooks("sched_switch", args.hooks)
     section = section_of(args)
     if hooks == "tracepoint" and section == "pidns":
         raise EbpfError("--pidnss needs tp_btf or raw tracepoints: the sched tracepoints do not name namespaces")
     coll = build(Plan(args, hooks))
-    if args.ebpf:
-        print(disassembly(coll))
+    runtime.compile_programs(coll)
+    if runtime.show_programs(args, coll):
         return 0
 
     unit = "msecs" if args.milliseconds else "usecs"
     out = Output(json_mode=args.json)
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    stopper = Stopper()
+    stopper = runtime.Stopper()
     try:
         with coll.load() as live:
             live.attach()
@@ -363,7 +361,7 @@ def run(argv: List[str]) -> int:
                     stamp = time.strftime("%H:%M:%S") if args.timestamp else None
                     out.lines(text_lines(hists, unit, section, stamp))
 
-            interval_loop(stopper, args.interval, args.count, tick)
+            runtime.interval_loop(stopper, args.interval, args.count, tick)
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)

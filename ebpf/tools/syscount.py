@@ -5,10 +5,15 @@
 
 Counts in the kernel on the ``raw_syscalls/sys_exit`` tracepoint, keyed by syscall number (or
 by process with ``-P``); ``-L`` also attaches ``raw_syscalls/sys_enter`` to time each call, as
-libbpf-tools does. Filters (pid, tid, parent, syscall, failures, errno) are ``.rodata``
-constants, so the verifier drops the tests that are off. Each interval prints the top entries
-in BCC's layout and empties the map (LOOKUP_AND_DELETE_BATCH: no call is counted twice or
-lost between reads). Syscall names come from :mod:`ebpf.tools._syscalls`.
+libbpf-tools does. With ``-P`` the process's name is kept in its entry: taken from the group
+leader when the entry is made, and renewed on the ``task_rename`` raw tracepoint whenever the
+leader is renamed (exec, ``prctl(PR_SET_NAME)``, a write to ``/proc/PID/comm``). So an exec'd
+child shows its new name (BCC reads ``/proc/PID/comm`` at print time, libbpf-tools copies the
+calling thread's name on every call), and a process that has exited by print time keeps the
+name it had last, at no cost per syscall. Filters (pid, tid, parent, syscall, failures, errno)
+are ``.rodata`` constants, so the verifier drops the tests that are off. Each interval prints
+the top entries in BCC's layout and empties the map (LOOKUP_AND_DELETE_BATCH: no call is
+counted twice or lost between reads). Syscall names come from :mod:`ebpf.tools._syscalls`.
 
 ``--json`` writes one object per interval::
 
@@ -20,13 +25,12 @@ from __future__ import annotations
 
 import argparse
 import errno as errno_mod
-import os
 import sys
 import time
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 from ebpf.lang.types import Struct, char, u64
-from ebpf.tools.runtime import positive_int, positive_nonzero_int, tool_main
+from ebpf.tools.runtime import add_ebpf_option, positive_int, positive_nonzero_int, tool_main
 
 MAX_ENTRIES = 10240
 
@@ -34,7 +38,7 @@ MAX_ENTRIES = 10240
 class Data(Struct):
     count: u64  # type: ignore[valid-type]
     total_ns: u64  # type: ignore[valid-type]
-    comm: char[16]  # type: ignore[valid-type]  # with -P: the process's name when its entry was made
+    comm: char[16]  # type: ignore[valid-type]  # with -P: the process's (group leader's) name
 
 
 class Row(NamedTuple):
@@ -82,6 +86,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--exec", nargs=argparse.REMAINDER,
                         help="execute command (as the last parameter, supports multiple parameters, "
                              "for example: --exec ls -l /tmp")
+    add_ebpf_option(parser)
     return parser
 
 
@@ -160,8 +165,9 @@ def rows_of(items: Sequence[Any]) -> List[Row]:
 # ---- kernel side ---------------------------------------------------------------------------
 
 
-def build(latency: bool) -> Any:
-    """sys_exit counts (and, with -L, sys_enter stamps the start time per thread)."""
+def build(latency: bool, process: bool = False) -> Any:
+    """sys_exit counts (and, with -L, sys_enter stamps the start time per thread; with -P,
+    ``process``, task_rename keeps the names of the processes counted)."""
     from ebpf import lang as L
     from ebpf.lang.types import i32, u32
 
@@ -261,43 +267,24 @@ def build(latency: bool) -> Any:
             v.count += 1
             return 0
 
+    if process:
+
+        @coll.raw_tracepoint("task_rename")
+        def task_rename(ctx):
+            """(task, new name): called before the name changes; a process is named after its
+            group leader (after an exec, the exec'ing thread is the leader)."""
+            task = L.cast(ctx.args[0], "struct task_struct")
+            if task.pid != task.tgid:
+                return 0  # a thread other than the leader names itself
+            v = data.get(u32(task.tgid))
+            if v is not None:
+                L.probe_read_kernel_str(v.comm, ctx.args[1])
+            return 0
+
     return coll
 
 
 # ---- running -------------------------------------------------------------------------------
-
-
-class Child:
-    """``--exec``: a command forked now, held on a pipe until the probes are attached."""
-
-    def __init__(self, argv: List[str]) -> None:
-        self.argv = argv
-        rfd, self.wfd = os.pipe()
-        self.pid = os.fork()
-        if self.pid == 0:  # the child: wait for the go, then become the command
-            import signal
-
-            signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C before the go: no traceback
-            try:
-                os.close(self.wfd)
-                if os.read(rfd, 1) != b"x":
-                    os._exit(1)  # the tool failed before attaching: never run untraced
-                os.execvp(argv[0], argv)
-            except OSError as e:
-                print("failed to exec command: %s: %s" % (" ".join(argv), e), file=sys.stderr)
-            os._exit(127)
-        os.close(rfd)
-
-    def go(self) -> None:
-        os.write(self.wfd, b"x")
-        os.close(self.wfd)
-
-    def exited(self) -> bool:
-        try:
-            pid, _ = os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:
-            return True
-        return pid != 0
 
 
 def run(argv: List[str]) -> int:
@@ -324,17 +311,24 @@ def run(argv: List[str]) -> int:
             return 1
         filter_nr = found
 
-    from ebpf.errors import EbpfError
+    from ebpf.tools._command import command_for
+    from ebpf.tools.runtime import compile_programs, require_privileges, show_programs
+
+    coll = build(args.latency, args.process)
+    if show_programs(args, coll):
+        return 0
+    require_privileges()
+    compile_programs(coll)
+    with command_for(args.exec) as child:
+        return _trace(args, coll, child, filter_nr)
+
+
+def _trace(args: argparse.Namespace, coll: Any, child: Any, filter_nr: int) -> int:
     from ebpf.report import Output
-    from ebpf.sys.caps import has_bpf_privileges
     from ebpf.tools.runtime import Stopper, interval_loop
 
-    if not has_bpf_privileges():
-        raise EbpfError("needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)")
-    coll = build(args.latency)
-    child = Child(args.exec) if args.exec else None
     rodata = {
-        "filter_pid": child.pid if child else (args.pid or 0),
+        "filter_pid": child.pid or args.pid or 0,
         "filter_tid": args.tid or 0,
         "filter_ppid": args.ppid or 0,
         "filter_nr": filter_nr,
@@ -350,10 +344,9 @@ def run(argv: List[str]) -> int:
     with coll.load(**rodata) as live:
         stopper = Stopper()
         live.attach()
+        child.start()
         print(banner(args), file=sys.stderr if args.json else sys.stdout, flush=True)
-        if child is not None:
-            _stop_when_child_exits(stopper, child)
-            child.go()
+        child.watch(stopper)
         data = live.maps["data"]
 
         def tick() -> None:
@@ -363,23 +356,11 @@ def run(argv: List[str]) -> int:
             else:
                 out.lines(stats_lines(rows, args))
 
-        interval_loop(stopper, interval, count, tick)
+        interval_loop(stopper, interval, count, tick, before_last=child.finish)
         if not args.json:
             out.line("Detaching...")
         _close_links_together(live)
-    return 0
-
-
-def _stop_when_child_exits(stopper: Any, child: Child) -> None:
-    import signal
-
-    def on_sigchld(signum: int, frame: Any) -> None:
-        if child.exited():
-            stopper.stop()
-
-    signal.signal(signal.SIGCHLD, on_sigchld)
-    if child.exited():
-        stopper.stop()
+    return child.exit_status()
 
 
 def _close_links_together(live: Any) -> None:

@@ -134,10 +134,10 @@ def test_perf_buffer_path_in_process(tmp_path: pathlib.Path) -> None:
     """Kernels without ring buffers get a perf buffer: same programs, same events."""
     from ebpf.tools import _snoop_events as snoop
     from ebpf.tools import opensnoop
-    from ebpf.tools.runtime import Stopper
+    from ebpf.tools.runtime import Stopper, existing_tracepoints
 
     names = [s for s in opensnoop.SYSCALLS
-             if len(snoop.existing_tracepoints("syscalls", [f"sys_enter_{s}", f"sys_exit_{s}"])) == 2]
+             if len(existing_tracepoints("syscalls", [f"sys_enter_{s}", f"sys_exit_{s}"])) == 2]
     coll = opensnoop.build(False, names)
     opensnoop.compile_spec(coll, names)
     missing = tmp_path / f"perf-{uuid.uuid4().hex}"

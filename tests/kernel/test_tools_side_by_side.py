@@ -2,8 +2,8 @@
 the same workload, at the same time: both report the workload's events with the same fields.
 
 libbpf-tools 0.26 as packaged traces only openat() in its opensnoop, which is what the workload
-uses; its execsnoop prints ``PCOMM PID PPID RET ARGS`` with a trailing space, ours BCC's
-``COMM PID PPID RET ARGS``: the comparison is on the parsed fields.
+uses; both execsnoops head their table ``PCOMM PID PPID RET ARGS`` (theirs with a trailing
+space on every line): the comparison is on the parsed fields.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def test_execsnoop_side_by_side(tmp_path: pathlib.Path) -> None:
     ours, theirs = ToolRun("execsnoop", "-x"), ToolRun(C_EXECSNOOP, "-x")
     pids = []
     try:
-        both(ours, theirs, lambda line: line.split()[1:3] == ["PID", "PPID"])
+        both(ours, theirs, lambda line: line.split()[:3] == ["PCOMM", "PID", "PPID"])
         for i in range(3):
             child = subprocess.Popen([str(prog), f"arg{i}", "two words", token])
             child.wait()

@@ -114,7 +114,7 @@ def exec_event(args: List[bytes], count: int = -1, slots: int = 20, **kw: Any) -
 
 def test_execsnoop_default_line() -> None:
     args = execsnoop.parse_args([])
-    assert execsnoop.header(args) == "COMM             PID     PPID    RET ARGS"
+    assert execsnoop.header(args) == "PCOMM            PID     PPID    RET ARGS"  # BCC 0.26, libbpf-tools
     fmt = execsnoop.Formatter(args, start=0)
     ev = exec_event([b"/bin/ls", b"--color=auto"])
     assert fmt.text(ev) == "ls               171318  133702    0 /bin/ls --color=auto"
@@ -123,7 +123,7 @@ def test_execsnoop_default_line() -> None:
 def test_execsnoop_all_columns() -> None:
     args = execsnoop.parse_args(["-T", "-t", "-U", "-M", "-C", "-x", "-q"])
     assert execsnoop.header(args) == \
-        "TIME     TIME(s) UID   COMM             PID     PCOMM            PPID    CPU  RET ARGS"
+        "TIME     TIME(s) UID   PCOMM            PID     PPCOMM           PPID    CPU  RET ARGS"
     fmt = execsnoop.Formatter(args, start=100.0)
     now = time.mktime((2024, 1, 2, 14, 8, 23, 0, 0, -1)) + 0.25
     fmt.start = now - 2.849
@@ -159,8 +159,10 @@ def test_execsnoop_unknown_parent_prints_question_mark() -> None:
 def test_execsnoop_json() -> None:
     fmt = execsnoop.Formatter(execsnoop.parse_args(["--json", "-U", "-t"]), start=10.0)
     rec = fmt.record(exec_event([b"/bin/ls", b"-l"]), now=11.5)
-    assert rec == {"time_s": 1.5, "uid": 1000, "comm": "ls", "pid": 171318, "ppid": 133702, "ret": 0,
+    assert rec == {"time_s": 1.5, "uid": 1000, "pcomm": "ls", "pid": 171318, "ppid": 133702, "ret": 0,
                    "args": ["/bin/ls", "-l"]}
+    rec = execsnoop.Formatter(execsnoop.parse_args(["--json", "-M"]), start=0).record(exec_event([b"/bin/ls"]))
+    assert rec is not None and (rec["pcomm"], rec["ppcomm"]) == ("ls", "bash")
     rec = fmt.record(exec_event([b"/bin/ls"], count=2, slots=1))
     assert rec is not None and rec["args"] == ["/bin/ls", "..."]
     assert fmt.record(exec_event([b"/x"], retval=-2)) is None
@@ -247,10 +249,10 @@ def test_missing_hooks_give_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> 
     from ebpf import features
     from ebpf.errors import EbpfError
     from ebpf.sys import tracefs
-    from ebpf.tools import _snoop_events as snoop
+    from ebpf.tools import runtime
 
-    monkeypatch.setattr(snoop, "require_privileges", lambda: None)
-    monkeypatch.setattr(snoop, "existing_tracepoints", lambda group, names: [])
+    monkeypatch.setattr(runtime, "require_privileges", lambda: None)
+    monkeypatch.setattr(runtime, "existing_tracepoints", lambda group, names: [])
     with pytest.raises(EbpfError, match="no syscalls/sys_enter_open"):
         opensnoop.run([])
     with pytest.raises(EbpfError, match="no syscalls/sys_enter_execve"):
