@@ -13,7 +13,8 @@ record is a ``perf_event_header {u32 type; u16 misc; u16 size}``: ``PERF_RECORD_
 many samples the kernel dropped because the ring was full. A record may wrap around the end of
 the ring: it is copied in two parts. Lost counts are kept per CPU (:attr:`PerfBuffer.lost`) and
 handed to ``lost_callback(cpu, count)``. The kernel reports a drop only with the next record
-that fits, so counts are exact once the producer has written again after the reader caught up.
+that fits *in the same CPU's ring*, so counts are exact once a sample has been written on every
+CPU that dropped after the reader caught up (benchmarks/bench_events.py writes one per CPU).
 
 Records are decoded like the ring buffer's (see :func:`ebpf.maps.ringbuf.record_decoder`): a
 codec compiled once, not per event.
