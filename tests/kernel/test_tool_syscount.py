@@ -37,6 +37,31 @@ for _ in range({FAILS}):
 print("done", flush=True)
 """
 EXEC_CALLS = 3000
+# -P and renames: a process named BEFORE makes calls, then execs AFTER (a symlink to python, so
+# that the kernel names it so) which makes calls; one then exits before the tool prints, the
+# other renames itself RENAMED through /proc/self/comm and lives on.
+BEFORE, AFTER, RENAMED = "sc-before", "sc-execd", "sc-renamed"
+RENAMES = f"""
+import os, sys
+with open("/proc/self/comm", "w") as f:
+    f.write({BEFORE!r})
+sys.stdin.readline()
+for _ in range(100):
+    os.getppid()
+os.execv(sys.argv[1], [{AFTER!r}, "-c", sys.argv[2], *sys.argv[3:]])
+"""
+AFTER_EXEC = f"""
+import os, sys
+for _ in range(100):
+    os.getppid()
+if sys.argv[1:] == ["stay"]:
+    with open("/proc/self/comm", "w") as f:
+        f.write({RENAMED!r})
+    for _ in range(100):
+        os.getppid()
+    print("renamed", flush=True)
+    sys.stdin.readline()
+"""
 
 
 def counts(text: str) -> Dict[str, int]:
@@ -64,9 +89,15 @@ def processes(text: str) -> Dict[int, Tuple[str, int]]:
 
 
 @pytest.fixture(scope="module")
-def runs() -> Iterator[Tuple[int, Dict[str, Tool]]]:
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[int, Dict[str, Tool]]]:
     child = subprocess.Popen([sys.executable, "-c", WORKLOAD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              text=True)
+    after = tmp_path_factory.mktemp("syscount") / AFTER
+    after.symlink_to(os.path.realpath(sys.executable))
+    gone, stays = (subprocess.Popen([sys.executable, "-c", RENAMES, str(after), AFTER_EXEC, *extra],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                   for extra in ([], ["stay"]))
+    RENAMED_PIDS[:] = [gone.pid, stays.pid]
     pid = str(child.pid)
     variants: Dict[str, List[str]] = {
         "pid": ["-p", pid],
@@ -79,6 +110,7 @@ def runs() -> Iterator[Tuple[int, Dict[str, Tool]]]:
         "latency_ms_process": ["-L", "-m", "-P", "-p", pid],
         "json": ["--json", "-p", pid],
         "json_process": ["--json", "-P", "-L", "-p", pid],
+        "json_process_all": ["--json", "-P", "-T", "100000"],
         "syscall": ["--syscall", "getppid"],
         "tid": ["-t", pid],
         "ppid": ["-c", str(os.getpid())],
@@ -87,19 +119,27 @@ def runs() -> Iterator[Tuple[int, Dict[str, Tool]]]:
     }
     tools = {name: Tool("syscount", args) for name, args in variants.items()}
     def workload() -> None:
-        assert child.stdin is not None and child.stdout is not None
-        child.stdin.write("go\n")
-        child.stdin.flush()
+        for proc in (child, gone, stays):
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        assert child.stdout is not None and stays.stdout is not None
         assert child.stdout.readline() == "done\n"
         child.wait(timeout=10)
+        assert gone.wait(timeout=30) == 0
+        assert stays.stdout.readline() == "renamed\n"
 
     try:
         with run_all(tools, workload, ends_alone=("interval", "exec")) as done:
             yield child.pid, done
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+        for proc in (child, gone, stays):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+RENAMED_PIDS: List[int] = []  # (exited after its exec, renamed and alive at print time)
 
 
 def ended_cleanly(t: Tool) -> List[str]:
@@ -137,6 +177,18 @@ def test_per_process_shows_pid_and_comm(runs: Tuple[int, Dict[str, Tool]]) -> No
     assert lines[1] == "PID    COMM               COUNT"
     comm, count = processes(t.out)[pid]
     assert comm == COMM and count >= CALLS + FAILS
+
+
+def test_per_process_names_follow_exec_and_renames(runs: Tuple[int, Dict[str, Tool]]) -> None:
+    """-P names a process as it is named when printed: an exec'd child by its new name, whether
+    it has exited by then or not, and a process renamed since its first call by its new name."""
+    rows = processes(runs[1]["process"].out)
+    gone, stays = RENAMED_PIDS
+    assert rows[gone][0] == AFTER and rows[gone][1] >= 200, rows.get(gone)
+    assert rows[stays][0] == RENAMED and rows[stays][1] >= 300, rows.get(stays)
+    (rec,) = [json.loads(line) for line in runs[1]["json_process_all"].out.splitlines()]
+    names = {e["pid"]: e["comm"] for e in rec["processes"]}
+    assert (names[gone], names[stays]) == (AFTER, RENAMED)
 
 
 def test_failures_and_errno(runs: Tuple[int, Dict[str, Tool]]) -> None:
