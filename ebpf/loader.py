@@ -2,7 +2,8 @@
 
 Program loading follows the strategy that costs nothing when all is well: BPF_PROG_LOAD without
 a log first; only when the kernel refuses do we load again with a verifier log, growing the
-buffer as the kernel asks (``log_true_size``) so that the reason is never cut off.
+buffer as the kernel asks (``log_true_size``) so that the reason is never cut off. A caller who
+asks for a log (``log_level``) gets one at that level from the first load, accepted or not.
 """
 
 from __future__ import annotations
@@ -59,11 +60,16 @@ def load_program(
     spec: ProgramSpec,
     maps: Optional[Mapping[str, Any]] = None,
     *,
-    log_level: int = 1,
+    log_level: Optional[int] = None,
     target_btf: Optional[BTF] = None,
 ) -> Program:
     """Assemble ``spec``, patch its map fds and load it. Raises :class:`VerifierError` with the
     verifier's reason and the offending instruction when the kernel refuses it.
+
+    ``log_level`` (default: ``spec.log_level``, or a ``log_level`` in the spec's ``load_attrs``
+    extras) asks for the verifier's log at that level even on success
+    (``Program.verifier_log``); the error's ``.log`` is then at that level too. 0 loads without
+    a log and fetches a level-1 log only to explain a refusal.
 
     Instructions carrying CO-RE relocations (``meta["core"]``) are relocated first against
     ``target_btf`` (default: the running kernel's BTF and its modules'); a program that reaches
@@ -75,8 +81,10 @@ def load_program(
         from ebpf.attach.tracing import prepare_spec
 
         spec = prepare_spec(spec.copy())  # the attach target's BTF id, found by name
+        if log_level is not None:
+            spec.log_level = log_level
         try:
-            return load_program(spec, maps, log_level=log_level, target_btf=target_btf)
+            return load_program(spec, maps, target_btf=target_btf)
         finally:
             module_btf = spec.extras.pop("btf_obj_fd", None)
             if module_btf is not None:
@@ -97,7 +105,11 @@ def load_program(
         kern_version=spec.kern_version,
         attach_btf_id=spec.attach_btf_id,
     )
-    kwargs.update(spec.extras.get("load_attrs", {}))
+    attrs = dict(spec.extras.get("load_attrs", {}))
+    level = attrs.pop("log_level", 0)  # the loader owns the log buffer and its size
+    attrs.pop("log_size", None)
+    level = (spec.log_level or level) if log_level is None else log_level
+    kwargs.update(attrs)
     poisoned = None
     if relocated:
         from ebpf.btf.core import poisoned_slots
@@ -105,7 +117,7 @@ def load_program(
         poisoned = poisoned_slots(insns)
     btf_fd = _attach_line_info(insns, spec.name, kwargs)
     try:
-        return _load(spec, insns, code, kwargs, log_level, poisoned)
+        return _load(spec, insns, code, kwargs, level, poisoned)
     finally:
         if btf_fd is not None:
             btf_fd.close()  # the loaded program keeps its own reference to the BTF object
@@ -129,27 +141,32 @@ def _attach_line_info(insns: List[Instruction], name: str, kwargs: dict) -> Opti
 
 def _load(spec: ProgramSpec, insns: List[Instruction], code: bytes, kwargs: dict, log_level: int,
           poisoned: Optional[Mapping[int, str]] = None) -> Program:
-    try:
-        fd, _ = bpf.prog_load(spec.type, code, spec.license, **kwargs)
-        return Program(FD(fd), spec, insns)
-    except bpf.ProgLoadError as first:
-        if first.errno == errno.EPERM:
-            raise _permission_error(spec) from None
+    if not log_level:
+        try:
+            fd, _ = bpf.prog_load(spec.type, code, spec.license, **kwargs)
+            return Program(FD(fd), spec, insns)
+        except bpf.ProgLoadError as first:
+            if first.errno == errno.EPERM:
+                raise _permission_error(spec) from None
     size = LOG_SIZE_FIRST
     while True:
         try:
-            fd, log = bpf.prog_load(spec.type, code, spec.license, log_level=log_level, log_size=size,
+            fd, log = bpf.prog_load(spec.type, code, spec.license, log_level=log_level or 1, log_size=size,
                                     **kwargs)
         except bpf.ProgLoadError as e:
-            if e.errno == errno.ENOSPC and size < LOG_SIZE_MAX:
+            if e.errno == errno.ENOSPC and size < LOG_SIZE_MAX:  # also a good program's log that did not fit
                 size = max(size * 4, e.log_true_size + 1) if e.log_true_size > size else size * 4
                 continue
+            if e.errno == errno.EPERM and not e.log:
+                raise _permission_error(spec) from None
             from ebpf.verifier import describe
 
             summary = describe(spec.name, e.log, _text_of(insns), poisoned)
-            hint = "the verifier rejected the program" if e.log else e.hint
+            # the summary starts "program 'name': ...", so the sentence reads "the verifier rejected program 'name'"
+            hint = "the verifier rejected" if e.log else e.hint
             raise VerifierError(e.errno or 0, e.log, summary, hint) from None
-        # loaded with a log after failing without: a transient failure (e.g. memory); keep it
+        # accepted with the log asked for, or after failing without one (a transient failure such
+        # as memory): keep the log
         return Program(FD(fd), spec, insns, log)
 
 

@@ -48,7 +48,7 @@ def attach_type_of(value: Union[AttachType, str, int, None]) -> Optional[AttachT
 
 
 _FIELDS = ("name", "type", "instructions", "license", "attach_to", "attach_type", "attach_btf_id", "flags",
-           "kern_version", "extras")
+           "kern_version", "extras", "log_level")
 _NEW_DICT: Any = object()  # ``extras`` not given: a fresh dict (what dataclasses' default_factory did)
 
 
@@ -57,20 +57,23 @@ class ProgramSpec:
 
     ``attach_to`` names the hook (``"syscalls/sys_enter_openat"`` for a tracepoint,
     ``"sched_switch"`` for a raw tracepoint); ``attach_type`` is the kernel's
-    expected_attach_type where the program type needs one.
+    expected_attach_type where the program type needs one. ``log_level`` (1, 2, or with 4 for
+    statistics) asks the verifier for its log even when it accepts the program
+    (``Program.verifier_log``); 0, the default, loads without one and fetches a level-1 log only
+    to explain a rejection.
 
     A plain class with the ``__init__``, ``__repr__`` and ``__eq__`` a dataclass would have:
     ``dataclasses`` imports ``inspect``, which costs milliseconds at every tool's start.
     """
 
     __match_args__ = ("name", "type", "instructions", "license", "attach_to", "attach_type", "attach_btf_id",
-                      "flags", "kern_version", "extras")
+                      "flags", "kern_version", "extras", "log_level")
     __hash__ = None  # type: ignore[assignment]  # mutable and compared by value, as a dataclass
 
     def __init__(self, name: str, type: Union[ProgType, str, int], instructions: List[Instruction],
                  license: str = "GPL", attach_to: str = "", attach_type: Union[AttachType, str, int, None] = None,
                  attach_btf_id: int = 0, flags: int = 0, kern_version: int = 0,
-                 extras: Dict[str, Any] = _NEW_DICT) -> None:
+                 extras: Dict[str, Any] = _NEW_DICT, log_level: int = 0) -> None:
         self.name = name
         self.type: ProgType = type  # type: ignore[assignment]  # normalised below
         self.instructions = instructions
@@ -81,6 +84,7 @@ class ProgramSpec:
         self.flags = flags
         self.kern_version = kern_version
         self.extras: Dict[str, Any] = {} if extras is _NEW_DICT else extras
+        self.log_level = log_level
         self.__post_init__()
 
     def __post_init__(self) -> None:
@@ -88,6 +92,8 @@ class ProgramSpec:
         self.attach_type = attach_type_of(self.attach_type)
         if not self.name:
             raise LoadError("a program needs a name")
+        if not 0 <= self.log_level <= 7:
+            raise LoadError(f"log_level {self.log_level} is not a verifier log level (1, 2, with 4 for statistics)")
 
     def _values(self) -> tuple:
         return tuple(getattr(self, f) for f in _FIELDS)
@@ -103,7 +109,8 @@ class ProgramSpec:
 
     def copy(self) -> ProgramSpec:
         return type(self)(self.name, self.type, list(self.instructions), self.license, self.attach_to,
-                          self.attach_type, self.attach_btf_id, self.flags, self.kern_version, dict(self.extras))
+                          self.attach_type, self.attach_btf_id, self.flags, self.kern_version, dict(self.extras),
+                          self.log_level)
 
 
 class Program:

@@ -74,6 +74,4 @@ def describe(
             out.append(f"  at instruction {s.insn}: {instruction_text(s.insn)}")
         except (IndexError, KeyError):
             out.append(f"  at instruction {s.insn}")
-    if s.omitted:
-        out.append(f"  ({s.omitted} more line(s) of verifier log in the exception's .log)")
-    return "\n".join(out)
+    return "\n".join(out)  # the whole log is the exception's .log; where to show it is the caller's choice

@@ -204,7 +204,8 @@ def _num(token: str) -> int:
     # checked before int(): Python refuses decimal strings over 4300 digits with ValueError
     value = int(digits, base) if len(digits) <= _DIGITS[base] else _U64
     if value >= _U64:
-        raise _Syntax(f"integer {token.strip()!r} does not fit in 64 bits")
+        shown = token.strip() if len(token.strip()) <= 30 else token.strip()[:27] + "..."
+        raise _Syntax(f"integer {shown!r} does not fit in 64 bits")
     return -value if sign == "-" else value
 
 
@@ -269,6 +270,7 @@ class _Assembler:
         self.half: Optional[Tuple[Tuple[int, int, int, int, int], int, str]] = None  # LD_IMM64 word
         self.lineno = 0
         self.raw_line = ""
+        self.col = 0
 
     # -- driver --
 
@@ -332,6 +334,10 @@ class _Assembler:
         text = text[pos:].strip()
         if not text:
             return
+        self.col = raw.find(text) + 1
+        # one space for every run of blanks: the patterns' neighbouring optional blanks
+        # (``\s*(...)?\s*``) then backtrack over one space, not over thousands
+        text = " ".join(text.split())
         if self.half is not None and not text.startswith(tuple(_RAW_WORDS)):
             raise AssemblerError(
                 "an LD_IMM64 word (opcode 0x18) needs its second half in the next .8byte word",
@@ -339,11 +345,10 @@ class _Assembler:
             )
         if text[0] == "." and self.directive(text):
             return
-        insn = self.instruction(text)
-        self.emit(insn, raw, text, lineno, comment)
+        self.emit(self.instruction(text), comment)
 
-    def emit(self, insn: Instruction, raw: str, text: str, lineno: int, comment: Optional[str]) -> None:
-        insn.source = SourcePos(self.filename, lineno, raw.find(text) + 1, raw.strip())
+    def emit(self, insn: Instruction, comment: Optional[str]) -> None:
+        insn.source = SourcePos(self.filename, self.lineno, self.col, self.raw_line.strip())
         insn.comment = comment
         self.items.append(insn)
 
@@ -422,8 +427,7 @@ class _Assembler:
                 continue
             else:
                 insn = Instruction(*fields)
-            text = self.raw_line.strip()
-            self.emit(insn, self.raw_line, text, self.lineno, None)
+            self.emit(insn, None)
 
     def map_decl(self, rest: str) -> None:
         parts = rest.split(None, 1)

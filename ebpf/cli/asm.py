@@ -2,6 +2,7 @@
 
     ebpf asm prog.s -o prog.bin
     ebpf asm prog.s --attach tracepoint:syscalls:sys_enter_openat -d 5
+    ebpf asm prog.s --load --type xdp --log          # verify only; the verifier's log on stderr
 
 Raw output is 8 bytes a slot, little-endian. Map loads in raw output become PSEUDO_MAP_IDX
 loads whose immediate is the map's position among the file's ``.map`` declarations (the form
@@ -16,7 +17,7 @@ import sys
 import time
 from typing import Any, List, Optional, Tuple
 
-from ebpf.errors import AssemblerError, AttachError, EbpfError
+from ebpf.errors import AssemblerError, AttachError, EbpfError, VerifierError
 
 _HOOK_TYPES = {
     "tracepoint": "tracepoint",
@@ -30,24 +31,40 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="ebpf asm", description="Assemble eBPF text (LLVM/bpftool syntax).")
     p.add_argument("file", help="assembly source ('-' for stdin)")
     p.add_argument("-o", "--output", help="write raw bytecode here ('-' for stdout)")
-    p.add_argument("--attach", metavar="KIND:TARGET",
-                   help="load and attach: tracepoint:GROUP:NAME or raw_tracepoint:NAME")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--attach", metavar="KIND:TARGET",
+                     help="load and attach: tracepoint:GROUP:NAME or raw_tracepoint:NAME")
+    how.add_argument("--load", action="store_true",
+                     help="load into the kernel (the verifier checks it) without attaching; needs --type")
     p.add_argument("-d", "--duration", type=float, default=None,
                    help="with --attach: seconds to stay attached (default: until Ctrl-C)")
     p.add_argument("--type", help="program type when loading (default: from --attach)")
     p.add_argument("--license", default="GPL", help="program license (default GPL)")
     p.add_argument("--name", default=None, help="program name (default: the file's stem)")
+    p.add_argument("--log", nargs="?", const="-", metavar="FILE",
+                   help="with --load/--attach: the verifier's whole log, whether it accepts the program or "
+                        "not, on stderr, or written to FILE (give FILE after the source file)")
+    p.add_argument("--log-level", type=int, default=1, metavar="N",
+                   help="with --log: 1 the path the verifier checked (default), 2 every instruction's state; "
+                        "add 4 for statistics")
     return p.parse_args(argv)
 
 
 def read_source(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
+    """The source as text: UTF-8, else one line naming the first bad byte."""
     try:
-        with open(path) as f:
-            return f.read()
+        if path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as f:
+                data = f.read()
     except OSError as e:
         raise EbpfError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        name = "stdin" if path == "-" else path
+        raise AssemblerError(f"{name} is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start})") from None
 
 
 def parse_hook(text: str) -> Tuple[str, str]:
@@ -129,17 +146,60 @@ def format_map(name: str, m: Any) -> List[str]:
     return lines
 
 
-def run_attached(assembly: Any, args: argparse.Namespace, source_name: str) -> int:
+def write_log(where: str, log: str) -> None:
+    """The verifier's log to stderr (``-``) or to a file."""
+    if where == "-":
+        sys.stderr.write(log if log.endswith("\n") or not log else log + "\n")
+        sys.stderr.flush()
+        return
+    try:
+        with open(where, "w") as f:
+            f.write(log)
+    except OSError as e:
+        raise EbpfError(f"cannot write {where}: {e.strerror}") from None
+
+
+def rejected(e: VerifierError, log_to: Optional[str]) -> EbpfError:
+    """The one-line error for a rejection, saying where the whole log is."""
+    if log_to == "-":
+        return EbpfError(str(e))  # the log is on stderr just above
+    where = "the whole verifier log: --log" if log_to is None else f"verifier log in {log_to}"
+    return EbpfError(f"{e}\n({where})")
+
+
+def run_loaded(assembly: Any, args: argparse.Namespace, source_name: str) -> int:
+    """--load or --attach: load (and attach), with the verifier's log when --log asks for it."""
     from ebpf.collection import CollectionSpec, load
     from ebpf.program import ProgramSpec, prog_type_of
 
-    ptype, target = parse_hook(args.attach)
+    if args.attach:
+        ptype, target = parse_hook(args.attach)
+    elif args.type:
+        ptype, target = args.type, ""
+    else:
+        raise EbpfError("--load needs --type (socket_filter, xdp, tracepoint, raw_tracepoint, ...)")
+    if args.log is not None and not 1 <= args.log_level <= 7:
+        raise EbpfError(f"--log-level {args.log_level}: use 1 or 2, plus 4 for statistics")
     name = args.name or os.path.splitext(os.path.basename(source_name))[0] or "asm"
     spec = CollectionSpec(
-        [ProgramSpec(name, prog_type_of(args.type or ptype), assembly.instructions, args.license, attach_to=target)],
+        [ProgramSpec(name, prog_type_of(args.type or ptype), assembly.instructions, args.license, attach_to=target,
+                     log_level=args.log_level if args.log is not None else 0)],
         [map_spec_of(d) for d in assembly.maps],
     )
-    with load(spec) as coll:
+    try:
+        coll = load(spec)
+    except VerifierError as e:
+        if args.log is not None:
+            write_log(args.log, e.log)
+        raise rejected(e, args.log) from None
+    with coll:
+        prog = coll.programs[name]
+        if args.log is not None:
+            write_log(args.log, prog.verifier_log)
+        if not args.attach:
+            kind = spec.programs[name].type.name.lower()
+            print(f"verifier accepted {name} ({kind}, {len(assembly.instructions)} instructions)", flush=True)
+            return 0
         coll.attach()
         print(f"attached {name} to {args.attach}" + (f" for {args.duration:g}s" if args.duration else
                                                      ", Ctrl-C to stop"), flush=True)
@@ -160,16 +220,18 @@ def run(argv: List[str]) -> int:
     args = parse_args(argv)
     from ebpf.asm import assemble
 
+    if args.log is not None and not (args.load or args.attach):
+        raise EbpfError("--log needs --load or --attach (the log is the kernel verifier's)")
     source = read_source(args.file)
-    assembly = assemble(source)
-    if args.attach:
+    assembly = assemble(source, filename="<stdin>" if args.file == "-" else args.file)
+    if args.attach or args.load:
         if args.output:
             write_output(args.output, raw_bytecode(assembly))
-        return run_attached(assembly, args, args.file)
+        return run_loaded(assembly, args, args.file)
     output: Optional[str] = args.output
     if output is None:
         if sys.stdout.isatty():
-            raise EbpfError("nothing to do: give -o OUT (raw bytecode) or --attach KIND:TARGET")
+            raise EbpfError("nothing to do: give -o OUT (raw bytecode), --load or --attach KIND:TARGET")
         output = "-"
     write_output(output, raw_bytecode(assembly))
     return 0

@@ -48,3 +48,36 @@ def test_trampoline_refusal_is_explained() -> None:
     if isinstance(e.value, VerifierError):
         pytest.skip("feature probe: this kernel checks fentry attach targets instead of refusing trampolines")
     assert isinstance(e.value, PermissionDenied) and "refuses BPF trampoline programs" in str(e.value), e.value
+
+
+def good_program(**kw: object) -> ProgramSpec:
+    return ProgramSpec("good", "socket_filter", [A.mov64(A.R0, 0), A.add64(A.R0, 1), A.exit_()], **kw)  # type: ignore[arg-type]
+
+
+def test_log_level_asked_for_is_kept_on_success() -> None:
+    with loader.load_program(good_program(), log_level=2) as prog:
+        assert "processed 3 insns" in prog.verifier_log
+        assert "1: (07) r0 += 1" in prog.verifier_log  # level 2: every instruction's state
+    with loader.load_program(good_program(log_level=1)) as prog:  # from the spec, as collections load it
+        assert "processed 3 insns" in prog.verifier_log
+    with loader.load_program(good_program()) as prog:
+        assert prog.verifier_log == ""  # no log asked for: none made
+
+
+def test_log_level_in_load_attrs_is_the_callers_request() -> None:
+    spec = bad_program()
+    spec.extras["load_attrs"] = {"log_level": 2, "log_size": 64}
+    with pytest.raises(VerifierError) as e:
+        loader.load_program(spec)
+    assert "invalid mem access 'scalar'" in e.value.summary and "200: (07) r0 += 199" in e.value.log
+    ok = good_program()
+    ok.extras["load_attrs"] = {"log_level": 1}
+    with loader.load_program(ok) as prog:
+        assert "processed 3 insns" in prog.verifier_log
+
+
+def test_collection_load_keeps_the_specs_log_level() -> None:
+    from ebpf.collection import CollectionSpec, load
+
+    with load(CollectionSpec([good_program(log_level=2)], [])) as coll:
+        assert "0: (b7) r0 = 0" in coll.programs["good"].verifier_log

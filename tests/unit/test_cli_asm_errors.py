@@ -14,7 +14,11 @@ CASES = {
     "malformed": ("r0 = 0\nr0 === 1\nexit\n", ["line 2"]),
     "unknown mnemonic": ("frobnicate r1\nexit\n", ["line 1", "frobnicate"]),
     "undefined label": ("if r1 == 0 goto nowhere\nexit\n", ["nowhere"]),
-    "immediate out of range": ("r0 = 0x1ffffffff\nexit\n", ["line 1"]),
+    "integer over 64 bits": ("r0 = 0x1ffffffffffffffff\nexit\n", ["line 1", "does not fit in 64 bits"]),
+    "integer over 4300 digits": ("r0 = " + "9" * 5000 + "\nexit\n", ["line 1", "does not fit in 64 bits"]),
+    "a 20 kB line": (".insn " + "a" * 20000 + "\nexit\n", ["line 1", "..."]),
+    "empty file": ("", ["no instructions"]),
+    "only comments and directives": ("# nothing\n.text\n.globl f\n// more\n", ["no instructions"]),
     "out-of-range jump": ("goto +40000\nexit\n", ["line 1"]),
     "undeclared map": ("r1 = map[counts] ll\nexit\n", ["counts", "not declared"]),
 }
@@ -36,7 +40,19 @@ def test_bad_assembly(case: str, tmp_path: pathlib.Path) -> None:
     assert "Traceback" not in res.stderr
     for needle in needles:
         assert needle in res.stderr, (needle, res.stderr)
+    assert len(res.stderr) < 400
     assert not (tmp_path / "out.bin").exists()
+
+
+def test_not_utf8(tmp_path: pathlib.Path) -> None:
+    src = tmp_path / "latin1.s"
+    src.write_bytes(b"r0 = 0 # caf\xe9\nexit\n")
+    res = ebpf("asm", str(src), "-o", str(tmp_path / "out.bin"))
+    assert res.returncode == 1 and res.stderr.count("\n") == 1, res.stderr
+    assert "is not UTF-8 text (byte 0xe9 at offset 12)" in res.stderr and "Traceback" not in res.stderr
+    res = subprocess.run([sys.executable, "-m", "ebpf", "asm", "-", "-o", str(tmp_path / "out.bin")],
+                         input=b"\xff\xfe", capture_output=True, timeout=60)
+    assert res.returncode == 1 and b"stdin is not UTF-8 text" in res.stderr and res.stderr.count(b"\n") == 1
 
 
 def test_missing_file(tmp_path: pathlib.Path) -> None:
