@@ -256,7 +256,9 @@ def format_instruction(insn: Instruction, names: Names = True) -> str:
     return _raw(insn) if text is None else text
 
 
-def _helper_name(imm: int) -> Optional[str]:
+def helper_name(imm: int) -> Optional[str]:
+    """The helper a call's immediate numbers (``bpf_get_current_pid_tgid`` for 14), as the kernel's
+    own disassembler names it; None for an unknown id."""
     from ebpf.uapi import HelperId  # deferred: only annotated listings need it
 
     try:
@@ -270,13 +272,18 @@ def disassemble(
     *,
     annotate: bool = False,
     indent: str = "\t",
+    call_names: Optional[Callable[[int], Optional[str]]] = None,
 ) -> str:
     """A program (bytes, or instructions and Label markers) as a listing our assembler reads back.
 
     Each instruction is one line, indented like llvm-mc's output; ``label`` fields and Label
     markers become ``name:`` lines, and references to labels the listing defines are printed by
     name (so an unlinked builder list prints as readable, reassemblable text).
-    Comments are kept as ``# text``. With ``annotate``, helper calls get their name as a comment.
+    Comments are kept as ``# text``. With ``annotate``, helper calls are named as the kernel's
+    verifier log and ``bpftool prog dump`` name them: ``call bpf_get_current_pid_tgid#14`` (our
+    assembler reads that back as the same call; llvm-mc would read a call to a symbol).
+    ``call_names`` maps a helper call's immediate to its name (default :func:`helper_name`; the
+    kernel's translated programs hold an address offset there instead, see ``ebpf disasm --id``).
     """
     items: List[ProgramItem]
     if isinstance(program, (bytes, bytearray, memoryview)):
@@ -300,9 +307,11 @@ def disassemble(
         if insn.label is not None:
             lines.append(f"{insn.label}:")
         text = indent + format_instruction(insn, defined)
+        if annotate and insn.opcode == o.JMP | o.CALL and insn.src == o.CALL_HELPER and insn.off == 0:
+            name = (call_names or helper_name)(insn.imm)
+            if name is not None:
+                text = f"{indent}call {name}#{insn.imm}"
         comment = insn.comment
-        if comment is None and annotate and insn.opcode == o.JMP | o.CALL and insn.src == o.CALL_HELPER:
-            comment = _helper_name(insn.imm)
         if comment is not None:
             text += f" # {comment}"
         lines.append(text)

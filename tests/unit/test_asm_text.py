@@ -78,7 +78,8 @@ def test_helper_calls_by_name_and_local_calls() -> None:
     insns = assemble(text).instructions
     assert [(i.src, i.imm) for i in insns[:4]] == [(0, 5), (0, 14), (1, 2), (1, 1)]
     listing = disassemble(insns, annotate=True)
-    assert "call 5 # bpf_ktime_get_ns" in listing
+    assert "\tcall bpf_ktime_get_ns#5\n\tcall bpf_get_current_pid_tgid#14\n" in listing  # as bpftool names them
+    assert assemble(listing).instructions == insns
     assert "call sub" in listing
     assert format_instruction(insns[3]) == "call pc+1"
     assert format_instruction(insns[2], names=False) == "call pc+2"
