@@ -60,7 +60,11 @@ class Expressions(Lowering):
         method = getattr(self, "x_" + type(node).__name__, None)
         if method is None:
             raise self.error(f"unsupported expression: {type(node).__name__}", node)
-        return method(node)
+        self.enter(node)
+        try:
+            return method(node)
+        finally:
+            self.leave()
 
     def rvalue(self, node: ast.expr) -> Val:
         return self.value(self.expr(node), node)
@@ -176,7 +180,8 @@ class Expressions(Lowering):
             if hasattr(obj, "dsl_subscript"):
                 return obj.dsl_subscript(self, index, node)
             if isinstance(obj, (type, Type)):
-                return Static(self.static_type(base, node)[self.const_int(self.expr(index), node)])
+                count = self.const_int(self.expr(index), node)
+                return Static(self.array_type(self.static_type(base, node), count, node))
             raise self.error(f"{_describe(obj)} cannot be indexed", node)
         if isinstance(base, Loc) and isinstance(base.type, PtrType):
             base = self.value(base, node)
@@ -292,6 +297,8 @@ class Expressions(Lowering):
                     a, b = self.const_int(left), self.const_int(right)
                 except CompileError:
                     raise self.error("'**' needs compile-time constants", node) from None
+                if b < 0 or b > 64 and abs(a) > 1:  # a float, or past 64 bits (and slow to compute)
+                    raise self.error("'**' takes an exponent from 0 to 64 (integers of 64 bits)", node)
                 return self.static_value(a ** b, node)
         return self.binop(node.op, self.value(left, node.left), self.value(right, node.right), node)
 

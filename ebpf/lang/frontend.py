@@ -62,7 +62,11 @@ class Compiler(Expressions):
         saved = self.cur
         self.cur = node
         mark = self.fn.frame.temp_mark()
-        method(node)
+        self.enter(node)
+        try:
+            method(node)
+        finally:
+            self.leave()
         self.cur = saved
         self.fn.frame.release_temps(mark)
 

@@ -11,11 +11,12 @@ arguments in r1..r5, and name resolution (locals, then the Python function's glo
 from __future__ import annotations
 
 import ast
+import sys
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ebpf.asm import opcodes as o
 from ebpf.errors import CompileError
-from ebpf.lang.ir import FP, LABEL, Function, Op
+from ebpf.lang.ir import FP, LABEL, Frame, Function, Op
 from ebpf.lang.source import MISSING, FuncSource
 from ebpf.lang.types import (
     ArrayType,
@@ -27,6 +28,7 @@ from ebpf.lang.types import (
     Type,
     VoidType,
     boolean,
+    brief,
     char,
     i64,
     type_of,
@@ -37,6 +39,12 @@ from ebpf.lang.types import (
 from ebpf.lang.values import CONST, REG, Item, Loc, Static, Val
 
 _WRITABLE = ("stack", "map", "ringbuf", "global", "any", "ctx", "packet")
+
+# The compiler recurses over the user's code (expressions, statements, inline bodies). Past
+# _NESTING_UNCHECKED nested constructs it checks that _STACK_RESERVE Python frames are still
+# left below the recursion limit, so that deep code is a CompileError, never a RecursionError.
+_NESTING_UNCHECKED = 32
+_STACK_RESERVE = 120
 
 
 class Var:
@@ -60,6 +68,7 @@ class Unit:
         self.btf_ctx = bool(getattr(ctx_type, "btf_typed", False))
         self.subprograms: Dict[Any, Any] = {}
         self.pending: List[Any] = []
+        self.nesting = 0  # statements and expressions being compiled within each other
 
 class Lowering:
     """The compile state of one function and the primitives that emit its IR."""
@@ -88,6 +97,17 @@ class Lowering:
 
     def error(self, message: str, node: Any = None) -> CompileError:
         return self.src.error(message, node if node is not None else self.cur)
+
+    def enter(self, node: Any) -> None:
+        """One more construct nested in those being compiled (pair with :meth:`leave`)."""
+        unit = self.unit
+        if unit.nesting >= _NESTING_UNCHECKED and _stack_deeper_than(sys.getrecursionlimit() - _STACK_RESERVE):
+            raise self.error("nested too deeply to compile (expressions, blocks and inline calls within "
+                             "each other); split it up", node)
+        unit.nesting += 1
+
+    def leave(self) -> None:
+        self.unit.nesting -= 1
 
     def emit(self, code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0,
              target: Optional[str] = None, meta: Optional[Dict[str, Any]] = None, nargs: int = 0) -> Op:
@@ -319,6 +339,8 @@ class Lowering:
             off += chunk
 
     def stack_object(self, t: Type, zero: bool = True, temp: bool = False) -> Loc:
+        if t.size > Frame.LIMIT:  # before any code is made for it (the function's total: at its end)
+            raise self.error(f"a {brief(t.name)} needs {t.size} bytes of stack; eBPF allows {Frame.LIMIT}")
         off = self.fn.frame.alloc(t.size, t.align, temp=temp)
         loc = Loc(t, FP, off, "stack")
         if zero:
@@ -425,7 +447,7 @@ class Lowering:
             try:
                 return Val.of_literal(int(obj))
             except OverflowError:
-                raise self.error(f"constant {obj} does not fit in 64 bits", node) from None
+                raise self.error(f"constant {brief(obj)} does not fit in 64 bits", node) from None
         if isinstance(obj, GlobalDecl):
             return self.global_loc(obj)
         return Static(obj)
@@ -465,14 +487,21 @@ class Lowering:
                 from ebpf.lang.types import ktype
 
                 base = obj.strip().split("[")[0]
-                if base in ("u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "char", "bool"):
-                    return type_of(obj)
-                return ktype(obj)
+                if base not in ("u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "char", "bool"):
+                    return ktype(obj)
             try:
                 return type_of(obj)
-            except TypeError:
-                pass
+            except TypeError as e:
+                if isinstance(obj, str):
+                    raise self.error(str(e), node) from None
         raise self.error("expected a type", node)
+
+    def array_type(self, elem: Type, count: int, node: Any) -> ArrayType:
+        """``elem[count]`` written in a program (``char[16]``)."""
+        try:
+            return elem[count]
+        except TypeError as e:
+            raise self.error(str(e), node) from None
 
     def null_error(self, node: Any) -> CompileError:
         text = ast.unparse(node) if isinstance(node, ast.AST) else "this pointer"
@@ -482,6 +511,15 @@ class Lowering:
         if isinstance(v.type, PtrType) and v.type.nullable:
             raise self.null_error(node)
         return v
+
+
+def _stack_deeper_than(frames: int) -> bool:
+    """Whether the Python stack holds more than ``frames`` frames (a walk in C, no Python loop)."""
+    try:
+        sys._getframe(frames)
+    except ValueError:
+        return False
+    return True
 
 
 def _describe(obj: Any) -> str:

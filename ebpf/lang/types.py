@@ -34,8 +34,18 @@ __all__ = [
     "Type", "IntType", "BoolType", "ArrayType", "StructType", "PtrType", "VoidType", "KernelType",
     "Struct", "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "s8", "s16", "s32", "s64",
     "char", "boolean", "void", "type_of", "promote", "common_type", "literal_type", "ptr", "ktype",
-    "wrap",
+    "wrap", "brief",
 ]
+
+
+def brief(value: Any, limit: int = 60) -> str:
+    """``value`` for an error message: a string as is, anything else as its repr(), cut to
+    ``limit`` characters; an integer too big to print (str() refuses 4,301 digits) by its size."""
+    if isinstance(value, int) and value.bit_length() > 192:
+        text = f"{'-' if value < 0 else ''}<an integer of {value.bit_length()} bits>"
+    else:
+        text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def wrap(value: int, size: int, signed: bool) -> int:
@@ -57,7 +67,7 @@ class Type:
     def __getitem__(self, count: int) -> ArrayType:
         """``u32[4]``, ``char[16]``: a fixed array of this type."""
         if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
-            raise TypeError(f"array length must be a positive int, not {count!r}")
+            raise TypeError(f"array length must be a positive int, not {brief(count)}")
         return ArrayType(self, count)
 
     def __ebpf_codec__(self) -> Any:
@@ -449,11 +459,14 @@ def type_of(spec: Any) -> Type:
         text = spec.strip()
         if text.endswith("]") and "[" in text:
             base, _, n = text[:-1].partition("[")
-            return type_of(base)[int(n)]
+            n = n.strip()
+            if n.isascii() and n.isdigit() and len(n) <= 19:  # int() would take "1_0" and fail on 5,000 digits
+                return type_of(base)[int(n)]
         found = _BY_NAME.get(text)
         if found is not None:
             return found
-    raise TypeError(f"not a DSL type: {spec!r} (use u8..u64, i8..i64, bool, char[N], T[N] or a Struct class)")
+    raise TypeError(f"not a DSL type: {brief(repr(spec) if isinstance(spec, str) else spec)} "
+                    "(use u8..u64, i8..i64, bool, char[N], T[N] or a Struct class)")
 
 
 def promote(t: IntType) -> IntType:
@@ -477,4 +490,4 @@ def literal_type(value: int) -> IntType:
     for t in (i32, u32, i64, u64):
         if t.fits(value):
             return t
-    raise OverflowError(f"integer literal {value} does not fit in 64 bits")
+    raise OverflowError(f"integer literal {brief(value)} does not fit in 64 bits")
