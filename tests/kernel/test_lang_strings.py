@@ -13,6 +13,7 @@ import os
 import random
 import subprocess
 import threading
+import time
 from typing import Any, Dict, List
 
 from ebpf import lang as L
@@ -290,3 +291,32 @@ def test_task_comm_through_btf_and_through_probe_reads() -> None:
     t.start()
     t.join()
     assert result == {0: 3, 1: 3}
+
+
+def test_tracepoint_char_array_fields_compare_in_place() -> None:
+    """sched_switch's ``prev_comm``/``next_comm`` (char[16] at offsets 8 and 40 of the record):
+    read straight from the context with aligned loads, as the verifier requires there."""
+    coll = L.Collection("switch")
+    out = coll.hash_map("out", key=u32, value=u32, max_entries=4)
+    me = coll.rodata("me", u32, 0)
+
+    @coll.tracepoint("sched/sched_switch")
+    def switch(ctx):
+        if ctx.prev_pid == me:
+            out[0] = (ctx.prev_comm == "switcher-x") | L.startswith(ctx.prev_comm, "switch") << 1 | \
+                (ctx.prev_comm == ctx.next_comm) << 2 | (ctx.prev_comm in ("sh", "switcher-x")) << 3
+        return 0
+
+    result: Dict[int, int] = {}
+
+    def thread() -> None:
+        _libc.prctl(PR_SET_NAME, ctypes.c_char_p(b"switcher-x"), 0, 0, 0)
+        with coll.load(me=threading.get_native_id()) as live:
+            live.attach()
+            time.sleep(0.05)  # switched out at least once
+            result.update(live.maps["out"].items())
+
+    t = threading.Thread(target=thread)
+    t.start()
+    t.join()
+    assert result == {0: 1 | 2 | 8}
