@@ -186,6 +186,8 @@ def _reg64(token: str, what: str) -> int:
 
 def _num(token: str) -> int:
     """A C integer literal (see the module docstring); its magnitude must fit in 64 bits."""
+    if token.isascii() and token.isdigit() and (token[0] != "0" or len(token) == 1) and len(token) < 20:
+        return int(token)  # the common case, plain decimal
     m = _INT.fullmatch(token.strip())
     if m is None:
         raise _Syntax(f"expected a number, not {token.strip()!r}")
@@ -890,6 +892,8 @@ def _directive_word(raw: str) -> str:
 
 def _expand(lines: List[str]) -> List[Tuple[int, str]]:
     """Number the lines and unroll ``.rept N`` ... ``.endr`` blocks (nested), keeping line numbers."""
+    if not any(".rept" in line or ".endr" in line for line in lines):
+        return list(enumerate(lines, 1))
     out: List[Tuple[int, str]] = []
     open_blocks: List[Tuple[int, int, str, List[Tuple[int, str]]]] = []  # count, line, text, body
     for lineno, raw in enumerate(lines, 1):
