@@ -31,6 +31,7 @@ from ebpf.lang.types import (
     StructType,
     Type,
     VoidType,
+    brief,
     common_type,
     i32,
     i64,
@@ -127,7 +128,13 @@ class Compiler(Expressions):
 
     def annotation_type(self, node: ast.expr) -> Type:
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            node = ast.parse(node.value, mode="eval").body
+            try:
+                parsed = ast.parse(node.value.strip(), mode="eval").body
+            except SyntaxError:
+                raise self.error(f"cannot parse the annotation {brief(repr(node.value))}", node) from None
+            for inner in ast.walk(parsed):  # errors point at the string, not at line 1 of the file
+                ast.copy_location(inner, node)
+            node = parsed
         item = self.expr(node)
         if isinstance(item, Static):
             try:

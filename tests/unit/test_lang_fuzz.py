@@ -80,6 +80,7 @@ PROGRAMS: List[Tuple[str, str]] = [
     ("S", "x = HELPER(lim)\nreturn HELPER(x + 1)"),
     ("S", "buf = u32[8]()\nbuf[7] = HELPER(2)\nreturn L.type_size(u64[2])"),
     ("R", "e = Ev()\ne.pid = ctx.arg(1)\nreturn HELPER(e.pid)"),
+    ("S", "x: 'u32' = 7\nx += 1\ny: 'char[4]'\nreturn x + y[0]"),
 ]
 # Bodies of the inline function each case gets (parameter x).
 HELPERS: List[str] = [
@@ -94,6 +95,8 @@ NUMBERS = ["-1", "0", "1", "10**9", "2**64", "-2**63", "10**30", "0x" + "f" * 40
            "65", "2**-1"]
 NAMES = ["u8", "u16", "u32", "u64", "i8", "i64", "char", "Ev", "L", "hm", "am", "rb", "lim", "sub", "ctx", "x",
          "y", "a", "None", "True", "range", "len", "min", "max", "abs", "int", "bool", "object", "print", "HELPER"]
+STRINGS = ["'char['", "'u32[-1]'", "'char[0]'", "'x'", "''", "'u8[99999999999999999999]'", "'struct nope'",
+           "'u8[4][2]'", "'1 +'"]
 INSERTS = ["[-1]", "[0]", "[10**9]", "()", "(1)", "[1:2]", ".ts", ".arg", " is None", "[::]"]
 
 
@@ -107,9 +110,9 @@ def mutate(src: str, rng: random.Random) -> str:
     for _ in range(rng.randint(1, 3)):
         # layout tokens (indents, newlines) stay: untokenize needs them; numbers and the starts of
         # right-hand sides are picked more often
-        weight = {tokenize.NUMBER: 4, "return": 3, "=": 3}
+        weight = {tokenize.NUMBER: 4, tokenize.STRING: 4, "return": 3, "=": 3}
         editable = [j for j, t in enumerate(toks) for _ in range(weight.get(t[1], weight.get(t[0], 1)))
-                    if t[0] in (tokenize.NAME, tokenize.NUMBER, tokenize.OP)]
+                    if t[0] in (tokenize.NAME, tokenize.NUMBER, tokenize.OP, tokenize.STRING)]
         i = rng.choice(editable)
         kind, text = toks[i]
         op = rng.random()
@@ -119,6 +122,8 @@ def mutate(src: str, rng: random.Random) -> str:
             toks[i + 1:end] = [(tokenize.OP, "(1 + " * k)] + toks[i + 1:end] + [(tokenize.OP, ")" * k)]
         elif kind == tokenize.NUMBER and op < 0.7:
             toks[i] = (kind, rng.choice(NUMBERS))
+        elif kind == tokenize.STRING:
+            toks[i] = (kind, rng.choice(STRINGS))
         elif kind == tokenize.NAME and op < 0.4:
             toks[i] = (kind, rng.choice(NAMES))
         elif op < 0.15:
@@ -272,6 +277,8 @@ PINNED = {
     "ctx_arg_keyword": "return ctx.arg(index=1)",
     "inline_recursion_deep_in_an_expression": "return rec(1)",
     "deep_expression": "x = 1\n    return " + " + ".join(["x"] * 700),
+    "string_annotation_that_does_not_parse": "x: 'char[' = 0\n    return 0",
+    "string_annotation_with_a_bad_length": "x: 'char[-1]'\n    return 0",
 }
 PINNED_HEADER = """
 @L.inline
@@ -286,3 +293,6 @@ def test_pinned_finding_is_a_located_compile_error(tmp_path: Any, name: str) -> 
     src = f"{PINNED_HEADER}\n\n@coll.{kind}\ndef prog(ctx):\n    {PINNED[name]}\n"
     module = load_module(tmp_path, f"lang_pinned_{name}", [src])
     assert compile_outcome(module.coll.programs["prog"], expect_error=True) is None
+    with pytest.raises(CompileError) as info:  # and located in the case's code (not line 1)
+        compile_program(module.coll.programs["prog"])
+    assert info.value.line > len(HEADER.splitlines()), str(info.value)
