@@ -307,7 +307,7 @@ def disassemble(
         if insn.label is not None:
             lines.append(f"{insn.label}:")
         text = indent + format_instruction(insn, defined)
-        if annotate and insn.opcode == o.JMP | o.CALL and insn.src == o.CALL_HELPER and insn.off == 0:
+        if annotate and insn.opcode == o.JMP | o.CALL and text == f"{indent}call {insn.imm}":  # canonical only
             name = (call_names or helper_name)(insn.imm)
             if name is not None:
                 text = f"{indent}call {name}#{insn.imm}"
