@@ -13,9 +13,11 @@ import io
 import pathlib
 import shutil
 import stat
+import struct
 from typing import Iterable, Tuple
 
 EXIT_MARK = "@@vm-exit"
+PT_INTERP = 3
 
 # Runs as PID 1 under busybox's sh. Everything the guest may write is a tmpfs (/run, /tmp,
 # /dev/shm); the host's tree is read-only. A failure before the command prints on the console.
@@ -93,14 +95,20 @@ BUSYBOX_APPLETS = ("sh", "mount", "insmod", "mkdir", "cp", "chroot", "poweroff",
 def busybox_path() -> pathlib.Path:
     """The statically linked busybox (Debian's busybox-static); the guest has no libc of its own
     before it reaches the host's root."""
-    for candidate in ("/bin/busybox", "/usr/bin/busybox"):
-        path = pathlib.Path(candidate)
-        if path.exists():
-            return path
-    found = shutil.which("busybox")
+    found = shutil.which("busybox") or next((p for p in ("/bin/busybox", "/usr/bin/busybox")
+                                             if pathlib.Path(p).exists()), None)
     if found is None:
         raise FileNotFoundError("busybox not found: install busybox-static")
+    if has_interpreter(pathlib.Path(found).read_bytes()):
+        raise FileNotFoundError(f"{found} is dynamically linked: install busybox-static")
     return pathlib.Path(found)
+
+
+def has_interpreter(elf: bytes) -> bool:
+    """Whether a 64-bit little-endian ELF executable names a dynamic loader (a PT_INTERP header)."""
+    phoff, = struct.unpack_from("<Q", elf, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
+    return any(struct.unpack_from("<I", elf, phoff + i * phentsize)[0] == PT_INTERP for i in range(phnum))
 
 
 def build(modules: Iterable[pathlib.Path], command: str) -> bytes:

@@ -116,12 +116,12 @@ def _source_entries(text: str, deb822: bool) -> List[Tuple[str, List[str]]]:
 
 
 class Apt:
-    """apt-get/apt-cache on a private configuration under ``root`` (sources, lists, archives)."""
+    """apt-get/apt-cache on a private configuration under ``root`` (sources, lists, archives)
+    that knows only ``suites`` (one Debian release: its lists are all a fetch downloads)."""
 
-    def __init__(self, root: pathlib.Path) -> None:
+    def __init__(self, root: pathlib.Path, suites: Sequence[str]) -> None:
         self.root = root
         archive, security = host_mirrors()
-        suites = sorted({s for series in SERIES.values() for s in series.suites})
         lines = [f"deb {security if s.endswith('-security') else archive} {s} main" for s in suites]
         for sub in ("lists/partial", "cache/archives/partial"):
             (root / sub).mkdir(parents=True, exist_ok=True)
@@ -315,7 +315,7 @@ def fetch(series_name: str, refresh: bool = False, log: Optional[Callable[[str],
         if found:
             return max(found, key=lambda k: _version_key(k.abi))
     kdir.mkdir(parents=True, exist_ok=True)
-    apt = Apt(root / "apt")
+    apt = Apt(root / "apt" / series.suites[0], series.suites)
     if refresh or not apt.has_lists():
         _say(log, f"apt-get update (private lists under {apt.root})")
         apt.update()
