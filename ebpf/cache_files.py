@@ -36,7 +36,7 @@ import os
 import stat
 import struct
 import zlib
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 __all__ = ["cache_root", "cache_dir", "read", "open_file", "write", "remove", "entries", "seal", "unseal",
            "refusals"]
@@ -231,18 +231,22 @@ def remove(sub: str, names: Sequence[str]) -> None:
         os.close(dfd)
 
 
-def entries(sub: str) -> List[os.DirEntry]:
-    """The regular files of cache *sub* (not its temporary files), for pruning."""
+def entries(sub: str) -> List[Tuple[str, int]]:
+    """(name, mtime in ns) of the regular files of cache *sub* (not temporary files), for pruning."""
     dfd = _open_dir(sub, create=False)
     if dfd is None:
         return []
+    found = []
     try:
         with os.scandir(dfd) as it:
-            return [e for e in it if not e.name.startswith(".") and e.is_file(follow_symlinks=False)]
+            for e in it:
+                if not e.name.startswith(".") and e.is_file(follow_symlinks=False):
+                    found.append((e.name, e.stat(follow_symlinks=False).st_mtime_ns))  # while dfd is open
     except OSError:
-        return []
+        pass
     finally:
         os.close(dfd)
+    return found
 
 
 # ---- integrity -----------------------------------------------------------------------------------

@@ -127,7 +127,7 @@ def _read(cache_file: str, data: Blob) -> Optional[Tuple[Sequence[int], Sequence
         return None
     finally:
         os.close(fd)
-    view = cache_files.unseal(raw, _MAGIC)
+    view = cache_files.unseal(memoryview(raw), _MAGIC)
     if view is None or view.nbytes < _HEADER.size:
         return None
     order, size, count, nhashes, _ = _HEADER.unpack_from(view, 0)
@@ -170,9 +170,9 @@ def _write(cache_file: str, btf: BTF, prefix: str, blob_size: int) -> None:
     offsets, names = btf.index
     hashes = btf.name_hashes
     nhashes = len(hashes) if hashes is not None else 0
-    parts = [_HEADER.pack(_order_mark(), blob_size, len(offsets), nhashes, 0)]
+    parts: List[cache_files.Buffer] = [_HEADER.pack(_order_mark(), blob_size, len(offsets), nhashes, 0)]
     parts += [memoryview(part).cast("B") for part in (offsets, names, hashes) if part is not None]  # type: ignore[arg-type]
     if cache_files.write(SUBDIR, cache_file, cache_files.seal(_MAGIC, parts)):
         # indexes of kernels booted before
-        cache_files.remove(SUBDIR, [e.name for e in cache_files.entries(SUBDIR)
-                                    if e.name.startswith(prefix) and e.name.endswith(".idx") and e.name != cache_file])
+        cache_files.remove(SUBDIR, [name for name, _ in cache_files.entries(SUBDIR)
+                                    if name.startswith(prefix) and name.endswith(".idx") and name != cache_file])

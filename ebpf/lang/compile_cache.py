@@ -469,8 +469,5 @@ def _prune() -> None:
     found = cache_files.entries(SUBDIR)
     if len(found) <= MAX_FILES:
         return
-    try:
-        found.sort(key=lambda e: e.stat(follow_symlinks=False).st_mtime_ns)
-    except OSError:
-        return
-    cache_files.remove(SUBDIR, [e.name for e in found[: len(found) - MAX_FILES // 2]])
+    found.sort(key=lambda entry: entry[1])  # oldest first
+    cache_files.remove(SUBDIR, [name for name, _ in found[: len(found) - MAX_FILES // 2]])

@@ -65,11 +65,12 @@ class _Strings:
 
 def encode_spec(spec: ProgramSpec, key: str) -> List[bytes]:
     """The payload parts of an entry for *spec* compiled under *key* (raises Unstorable)."""
+    from ebpf.asm.instruction import SourcePos
     from ebpf.btf.relo import CoreRelo
     from ebpf.uapi import CoreReloKind
 
     s = _Strings()
-    sources: Dict[Tuple[Any, ...], int] = {}
+    sources: Dict[SourcePos, int] = {}
     src_out = bytearray()
     relo_out = bytearray()
     step_out = bytearray()
@@ -78,10 +79,9 @@ def encode_spec(spec: ProgramSpec, key: str) -> List[bytes]:
     for insn in spec.instructions:
         src = _NONE
         if insn.source is not None:
-            pos = tuple(insn.source)
+            file, line, col, text = pos = insn.source
             src = sources.get(pos, _NONE)
             if src == _NONE:
-                file, line, col, text = pos
                 src = sources[pos] = len(sources)
                 src_out += _SOURCE.pack(s(file), line, col, s(text))
         relo = _NONE

@@ -32,7 +32,8 @@ def test_written_private_and_atomic(root: pathlib.Path) -> None:
     assert stat.S_IMODE((root / "sub").stat().st_mode) == 0o700
     assert stat.S_IMODE(root.stat().st_mode) == 0o700
     assert sorted(os.listdir(root / "sub")) == ["entry"]  # no temporary file left
-    assert [e.name for e in cache_files.entries("sub")] == ["entry"]
+    ((name, mtime),) = cache_files.entries("sub")
+    assert name == "entry" and mtime == (root / "sub" / "entry").stat().st_mtime_ns
     cache_files.remove("sub", ["entry", "missing"])
     assert cache_files.read("sub", "entry") is None
 

@@ -163,3 +163,19 @@ def test_warm_start_imports_neither_pickle_nor_the_compiler(tmp_path: pathlib.Pa
     env = dict(os.environ, PYTHONPATH=str(repo))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
+
+
+def test_old_entries_are_pruned(tmp_path: pathlib.Path, compiles: List[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from ebpf.lang import compile_cache
+
+    monkeypatch.setattr(compile_cache, "MAX_FILES", 4)
+    programs = tmp_path / "cache" / "programs"
+    programs.mkdir(parents=True, mode=0o700)
+    (tmp_path / "cache").chmod(0o700)
+    for i in range(6):
+        old = programs / f"stale-{i}.pkl"
+        old.write_bytes(b"x")
+        os.utime(old, ns=(i, i))
+    compile_tool(tmp_path, 2, "h")
+    left = sorted(p.name for p in programs.iterdir())
+    assert len(left) == 2 and not any(name.startswith("stale-0") for name in left), left
