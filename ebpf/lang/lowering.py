@@ -154,10 +154,12 @@ class Lowering:
         return r
 
     def fresh(self, v: Val) -> Val:
-        """A copy of ``v`` in a new register (for in-place operations)."""
+        """A copy of ``v`` in a new register (for in-place operations). A constant is written
+        with all 64 bits (sign-extended): right for a narrow type's low half and for callers
+        that go on in 64 bits after :meth:`to64` (which leaves constants as they are)."""
         r = self.vreg()
         if v.kind == CONST:
-            hz = self.set_const(r, v.imm, v.type.size == 8 if isinstance(v.type, IntType) else True)
+            hz = self.set_const(r, v.imm, True)
         else:
             self.mov_reg(r, v.reg)
             hz = v.hz

@@ -633,16 +633,18 @@ def test_typed_locals_agree_with_reference(tmp_path: Any, seed: int) -> None:
     run_and_compare(tmp_path, 500 + seed, [gen.typed_function() for _ in range(TYPED_FUNCS_PER_PROGRAM)], rng)
 
 
-def test_constant_folding_agrees_with_reference(tmp_path: Any) -> None:
-    """The same trees with constant operands only: folded by the compiler, never executed."""
-    rng = random.Random(77)
-    gen = Gen(rng)
+@pytest.mark.parametrize("typed", [False, True])
+def test_constant_folding_agrees_with_reference(tmp_path: Any, typed: bool) -> None:
+    """The same trees with constant operands only (typed constants too): folded by the
+    compiler, or computed from constants materialized in registers (abs, min, max...)."""
+    rng = random.Random(77 + typed)
+    gen = Gen(rng, typed=typed)
     funcs = []
-    for _ in range(FUNCS_PER_PROGRAM):
+    for _ in range(FUNCS_PER_PROGRAM * (5 if typed else 1)):
         e = gen.expr(["a"], 3)
         funcs.append({"params": [("a", "u8"), ("b", "u8"), ("c", "u8"), ("d", "u8")], "body": [],
                       "ret": _constify(e, rng), "locals": []})
-    module = build_module(tmp_path, 99, funcs)
+    module = build_module(tmp_path, 98 + typed, funcs)
     with module.coll.load() as live:
         live.maps["inp"][0] = [0, 0, 0, 0]
         assert live.programs["main"].test_run(bytes(64)).retval == 1
@@ -828,6 +830,9 @@ KNOWN: List[Tuple[List[Tuple[Any, ...]], Expr, int]] = [
     ([("let", "u", _t("i16", -9)), ("aug", "u", "%", ("const", 0))], _v("u"), -9),
     ([("let", "u", ("cmp", "<", _t("i8", -1), _t("u8", 1)))], ("bin", "+", _v("u"), ("const", 1)), 2),
     ([("let", "u", ("cmp", "<", _t("i8", -1), _t("u8", 1))), ("aug", "u", "+", ("const", 5))], _v("u"), 1),
+    ([], ("abs", _t("i8", -128)), 128),
+    ([], ("abs", ("bin", "+", _t("i16", -27664), ("const", 8))), 27656),
+    ([("let", "u", ("abs", Gen.number(-7)))], ("bin", "^", _v("u"), _t("i64", 1 << 40)), (1 << 40) + 7),
 ]
 
 
