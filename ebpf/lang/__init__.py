@@ -63,7 +63,8 @@ _LAZY.update({"Collection": "ebpf.lang.collection", "MapDecl": "ebpf.lang.collec
               "GlobalDecl": "ebpf.lang.collection", "ProgramDecl": "ebpf.lang.collection",
               "CompileError": "ebpf.errors"})
 
-__all__ = sorted(_LAZY)
+# ``L.str`` is not star-exported: ``from ebpf.lang import *`` must not shadow the built-in str.
+__all__ = sorted(name for name in _LAZY if name != "str")
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

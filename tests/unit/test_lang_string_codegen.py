@@ -128,3 +128,10 @@ def test_literals_fold_and_membership_in_a_tuple_of_names() -> None:
 
     insns = _compile(prog)
     assert _loads(insns) == [4, 1, 4, 2, 1, 2, 1]  # "bash\0" "zsh\0" "sh\0" "dd\0"
+
+
+def test_l_str_is_not_star_exported_over_the_builtin() -> None:
+    namespace: dict = {}
+    exec("from ebpf.lang import *", namespace)
+    assert "str" not in namespace and "startswith" in namespace
+    assert L.str._ebpf_intrinsic == "str"
