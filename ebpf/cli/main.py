@@ -42,8 +42,8 @@ def error_line(exc: BaseException) -> str:
     """One line for the terminal: the message with its lines joined (a compile error's source
     line in parentheses)."""
     one_line = getattr(exc, "one_line", None)
-    text = one_line() if callable(one_line) else " ".join(
-        part.strip() for part in str(exc).splitlines() if part.strip())
+    raw = one_line() if callable(one_line) else str(exc)
+    text = " ".join(part.strip() for part in raw.splitlines() if part.strip())
     return text or type(exc).__name__
 
 

@@ -27,9 +27,11 @@ from ebpf.lang.types import u32, u64
 
 
 def busy(seconds: float) -> None:
-    end = time.monotonic() + seconds
+    """Spin for ``seconds`` of this thread's CPU time (what cpu-clock samples), however loaded
+    the machine is."""
+    end = time.thread_time() + seconds
     x = 0
-    while time.monotonic() < end:
+    while time.thread_time() < end:
         x += 1
 
 
