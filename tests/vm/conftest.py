@@ -1,4 +1,4 @@
-"""The VM tier's policy: ``pytest -m vm`` runs it all; a run without ``-m`` keeps only the smoke
+"""The VM tier's policy: ``pytest -m vm`` runs it all; a run whose ``-m`` does not name ``vm`` keeps only the smoke
 (every check on one kernel, :data:`SMOKE_KERNEL`, one boot) and deselects the other kernels.
 
 Each kernel boots once per session (:class:`Tier` caches its result) and the checks of that boot
@@ -8,6 +8,7 @@ are separate tests. The terminal summary shows the table check x kernel with eac
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Dict, Iterator, List
 
@@ -53,8 +54,8 @@ def tier() -> Iterator[Tier]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
-    if config.getoption("markexpr"):
-        return  # -m decides
+    if re.search(r"\bvm\b", config.getoption("markexpr") or ""):
+        return  # -m vm (or an expression naming it) decides
     smoke, rest = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
@@ -97,5 +98,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         write(f"{check:12}" + "".join(f"{row.get(k, '-'):>10}" for k in ran))
     for kernel in ran:
         r = _TIER.results.get(kernel)
-        if r is not None:
+        if r is not None and kernel == machine.HOST:
+            write(f"{kernel}: {r.release}, checks {r.seconds:.0f}s, run directly: not booted because "
+                  f"{machine.host_boot_problem()}")
+        elif r is not None:
             write(f"{kernel}: {r.release}, boot and checks {r.seconds:.0f}s")

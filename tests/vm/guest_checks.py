@@ -97,12 +97,17 @@ _reads = [0]
 
 
 def _disk_reads() -> None:
-    """Direct reads from the disk: block I/O (biolatency) and its interrupts (hardirqs)."""
+    """Block I/O (biolatency) and its interrupts (hardirqs): direct reads from the disk, or where
+    it cannot be opened (a host's device cgroup), a file written and synced in $TMPDIR."""
     dev = _block_device()
-    if dev is None:
+    try:
+        if dev is None:
+            raise FileNotFoundError("no disk in /sys/block")
+        fd = os.open(dev, os.O_RDONLY | os.O_DIRECT)
+    except OSError:
+        _synced_write()
         return
     buf = mmap.mmap(-1, 4096)  # page-aligned, as O_DIRECT wants
-    fd = os.open(dev, os.O_RDONLY | os.O_DIRECT)
     try:
         for _ in range(8):
             _reads[0] += 1
@@ -110,6 +115,16 @@ def _disk_reads() -> None:
     finally:
         os.close(fd)
         buf.close()
+
+
+def _synced_write() -> None:
+    import tempfile
+
+    with tempfile.NamedTemporaryFile() as f:
+        for _ in range(4):
+            f.write(os.urandom(65536))
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def _wakeups() -> None:
@@ -241,7 +256,8 @@ def run_tool(check: Check) -> Dict[str, Any]:
         return {"status": "ok", "seconds": seconds, "detail": _last_line(text)[:160]}
     problem = _last_line(err.text()) or facts.get("timeout") or facts.get("workload") or "no event seen"
     if rc == 0 and not seen(check.name, text):
-        problem = f"no event seen (attached: {facts['attached']}; output: {_last_line(text)[:200]!r})"
+        problem = (f"no event seen (attached: {facts['attached']}; workload: {facts.get('workload', 'ran')}; "
+                   f"output: {_last_line(text)[:200]!r})")
     return {"status": "fail", "seconds": seconds, "detail": f"exit {rc}: {problem}", "stderr": err.text()[-3000:]}
 
 

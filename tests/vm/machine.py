@@ -58,6 +58,18 @@ def names() -> List[str]:
     return [*kernels.SERIES, HOST]
 
 
+def host_boot_problem() -> str:
+    """Why this host's own kernel is not booted as a guest (the ``host`` column runs on it
+    directly instead): its image is not on disk, or it cannot reach a 9p root."""
+    release = platform.release()
+    if not pathlib.Path(f"/boot/vmlinuz-{release}").exists():
+        return f"/boot/vmlinuz-{release} does not exist (the host's kernel image is not on disk)"
+    config = pathlib.Path(f"/boot/config-{release}")
+    if config.exists() and "CONFIG_NET_9P=" not in config.read_text(errors="replace"):
+        return "it is built without 9p (CONFIG_NET_9P off)"
+    return "booting the host's own image is not implemented (its modules would have to come from /lib/modules)"
+
+
 def environment(cache_dir: str) -> Dict[str, str]:
     """The command's environment: this Python's bin directory first on PATH (not pyenv's shims, a
     shell script per call), the working tree on PYTHONPATH, writable paths on tmpfs."""
@@ -72,6 +84,7 @@ def environment(cache_dir: str) -> Dict[str, str]:
         "PYTHONDONTWRITEBYTECODE": "1",  # the tree is read-only in the guest
         "PYTHONUNBUFFERED": "1",
         "PYTEST_ADDOPTS": "-p no:cacheprovider",  # .pytest_cache would be written into the tree
+        "HYPOTHESIS_STORAGE_DIRECTORY": os.path.join(os.path.dirname(cache_dir), "hypothesis"),  # .hypothesis too
         "EBPF_CACHE_DIR": cache_dir,
         "XDG_CACHE_HOME": os.path.join(os.path.dirname(cache_dir), "xdg-cache"),
     }
