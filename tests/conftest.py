@@ -11,10 +11,17 @@ from __future__ import annotations
 
 import os
 import pathlib
+import sys
 
 import pytest
 
+_REPO = pathlib.Path(__file__).resolve().parents[1]
 _KERNEL_DIR = pathlib.Path(__file__).parent / "kernel"
+
+# The suite tests the checkout it lives in, not whatever copy of the package pip installed last:
+# this process imports from the tree, and so do the Python subprocesses the tests start.
+sys.path.insert(0, str(_REPO))
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO), os.environ.get("PYTHONPATH", "")) if p)
 FEATURE_PROBE_PREFIX = "feature probe:"
 
 
