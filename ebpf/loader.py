@@ -173,6 +173,10 @@ def _load(spec: ProgramSpec, insns: List[Instruction], code: bytes, kwargs: dict
 def _permission_error(spec: ProgramSpec) -> PermissionDenied:
     from ebpf.sys.caps import has_bpf_privileges
 
+    memlock = bpf.memlock_hint(bpf.BpfCmd.PROG_LOAD, errno.EPERM)
+    if memlock:
+        return PermissionDenied("BPF_PROG_LOAD", errno.EPERM, memlock)
+
     if spec.type == ProgType.LSM or (spec.type == ProgType.TRACING and spec.attach_type in _TRAMPOLINE_TYPES):
         if has_bpf_privileges():
             return PermissionDenied(

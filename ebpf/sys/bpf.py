@@ -68,29 +68,58 @@ _COMMAND_HINTS: Dict[Tuple[int, int], str] = {
 }
 
 
+#: commands whose objects a kernel before 5.11 charges to RLIMIT_MEMLOCK (see ebpf.sys.memlock)
+_CHARGED = frozenset({BpfCmd.MAP_CREATE, BpfCmd.PROG_LOAD, BpfCmd.BTF_LOAD})
+
+
+def memlock_hint(cmd: Optional[int], err: int) -> str:
+    """The RLIMIT_MEMLOCK sentence for an EPERM of a charged command, when that is its cause."""
+    if err != errno.EPERM or cmd not in _CHARGED:
+        return ""
+    from ebpf.sys import memlock
+
+    return memlock.refusal_hint()
+
+
 def error_for(command: str, cmd: Optional[int], err: int, detail: str = "") -> SyscallError:
     """Build the exception for a failed command, with the most specific hint we know."""
-    hint = _COMMAND_HINTS.get((int(cmd), err), "") if cmd is not None else ""
+    hint = memlock_hint(cmd, err)
+    if not hint and cmd is not None:
+        hint = _COMMAND_HINTS.get((int(cmd), err), "")
     if not hint:
         hint = _GENERIC_HINTS.get(err, "")
     cls = PermissionDenied if err == errno.EPERM and not hint.startswith("the path") else SyscallError
     return cls(command, err, hint, detail)
 
 
-def _call(cmd: BpfCmd, attr: Any, size: int) -> int:
-    ret = libc.syscall(ffi.cast("long", SYS_BPF), ffi.cast("long", int(cmd)), attr, ffi.cast("long", size))
-    if ret < 0:
-        err = ffi.errno
-        raise error_for(f"BPF_{cmd.name}", cmd, err)
-    return int(ret)
-
-
-def _try(cmd: BpfCmd, attr: Any, size: int) -> int:
-    """Like :func:`_call` but returns ``-errno`` instead of raising (for expected misses)."""
+def _raw(cmd: BpfCmd, attr: Any, size: int) -> int:
+    """One bpf() call: the result, or ``-errno``."""
     ret = libc.syscall(ffi.cast("long", SYS_BPF), ffi.cast("long", int(cmd)), attr, ffi.cast("long", size))
     if ret < 0:
         return -int(ffi.errno)
     return int(ret)
+
+
+def _try(cmd: BpfCmd, attr: Any, size: int) -> int:
+    """Like :func:`_call` but returns ``-errno`` instead of raising (for expected misses).
+
+    An EPERM from creating a map, program or BTF object is retried once after raising
+    RLIMIT_MEMLOCK, when the kernel charges BPF memory to it (Linux < 5.11; see
+    :mod:`ebpf.sys.memlock`): free on kernels where the first call succeeds."""
+    ret = _raw(cmd, attr, size)
+    if ret == -errno.EPERM and cmd in _CHARGED:
+        from ebpf.sys import memlock
+
+        if memlock.raise_limit():
+            ret = _raw(cmd, attr, size)
+    return ret
+
+
+def _call(cmd: BpfCmd, attr: Any, size: int) -> int:
+    ret = _try(cmd, attr, size)
+    if ret < 0:
+        raise error_for(f"BPF_{cmd.name}", cmd, -ret)
+    return ret
 
 
 def _attr(variant: str) -> Tuple[Any, Any, int]:
@@ -264,7 +293,7 @@ class ProgLoadError(SyscallError):
     def __init__(self, err: int, log: str, log_true_size: int):
         self.log = log
         self.log_true_size = log_true_size
-        hint = _GENERIC_HINTS.get(err, "")
+        hint = memlock_hint(BpfCmd.PROG_LOAD, err) or _GENERIC_HINTS.get(err, "")
         if err == errno.EACCES or (err == errno.EINVAL and log):
             hint = "the verifier rejected the program"
         super().__init__("BPF_PROG_LOAD", err, hint)
