@@ -27,11 +27,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from ebpf.uapi import HelperId  # imported where used: the enum is not free to build
 
 __all__ = [
+    "HOOKS", "probe_hook", "can_attach_trampoline",
     "Feature", "probe_program_type", "probe_map_type", "probe_helper", "have_program_type", "have_map_type",
     "have_helper", "have_bpf_link", "have_perf_link", "can_attach_fentry", "have_fentry", "have_tp_btf",
     "have_ringbuf", "have_bpf_loop", "have_kprobe_pmu", "have_kprobe_events", "have_kprobes", "have_uprobe_pmu",
     "have_uprobe_events", "have_kprobe_multi", "have_uprobe_multi", "have_lsm", "have_iter", "have_btf",
-    "have_tcx", "have_bpf_cookie", "summary", "clear_cache",
+    "have_tcx", "have_bpf_cookie", "summary", "clear_cache", "probe_isa", "isa_level", "probe_may_goto",
+    "have_may_goto",
 ]
 
 
@@ -279,11 +281,12 @@ def have_helper(ptype: Union[ProgType, str, int], helper: Union[HelperId, str, i
 # --- links and hooks --------------------------------------------------------------------------
 
 
-def _load_fd(ptype: ProgType, extra: Dict[str, Any], value: int = 0) -> Optional[int]:
+def _load_fd(ptype: ProgType, extra: Dict[str, Any], value: int = 0, code: Optional[bytes] = None) -> Optional[int]:
+    """The fd of ``code`` (default ``r0 = value; exit``) loaded as ``ptype``, or None if refused."""
     from ebpf.sys import bpf
 
     try:
-        return bpf.prog_load(int(ptype), _ret(value), "GPL", **extra)[0]
+        return bpf.prog_load(int(ptype), _ret(value) if code is None else code, "GPL", **extra)[0]
     except bpf.ProgLoadError:
         return None
 
@@ -342,18 +345,27 @@ def probe_perf_link() -> Feature:
 
 def can_attach_fentry(func: str, module: Optional[str] = None) -> Feature:
     """libbpf-tools' ``fentry_can_attach``: load an fentry program for ``func`` and attach it."""
+    return can_attach_trampoline(AttachType.TRACE_FENTRY, func, module)
+
+
+def can_attach_trampoline(attach_type: AttachType, func: str, module: Optional[str] = None) -> Feature:
+    """Load a ``r0 = 0`` fentry/fexit/fmod_ret program for ``func`` and attach it for an instant
+    (an fmod_ret program that returns 0 lets the function run: nothing changes meanwhile)."""
     from ebpf.sys import bpf
+
+    kind = {AttachType.TRACE_FENTRY: "fentry", AttachType.TRACE_FEXIT: "fexit",
+            AttachType.MODIFY_RETURN: "fmod_ret"}[attach_type]
 
     def run() -> Feature:
         _privileged()
-        name = f"fentry on {func}"
+        name = f"{kind} on {func}"
         from ebpf.attach.tracing import find_target
 
         try:
-            target = find_target(AttachType.TRACE_FENTRY, f"{module}:{func}" if module else func)
+            target = find_target(attach_type, f"{module}:{func}" if module else func)
         except EbpfError as e:
             return Feature(name, False, str(e))
-        extra: Dict[str, Any] = {"expected_attach_type": AttachType.TRACE_FENTRY, "attach_btf_id": target.btf_id}
+        extra: Dict[str, Any] = {"expected_attach_type": attach_type, "attach_btf_id": target.btf_id}
         obj_fd = None
         if target.btf_obj_id:
             obj_fd = bpf.btf_get_fd_by_id(target.btf_obj_id)
@@ -376,7 +388,7 @@ def can_attach_fentry(func: str, module: Optional[str] = None) -> Feature:
             if obj_fd is not None:
                 os.close(obj_fd)
 
-    return _cached(("fentry", func, module), run)
+    return _cached((kind, func, module), run)
 
 
 def have_fentry() -> bool:
@@ -405,6 +417,9 @@ def have_tp_btf(name: str = "sched_switch") -> bool:
 
 
 def probe_lsm(hook: str = "file_open") -> Feature:
+    """LSM programs for ``hook`` load, and LSM programs run: the kernel loads and attaches them
+    even where ``bpf`` is not among the active LSMs (``lsm=``), and then they never run."""
+
     def run() -> Feature:
         _privileged()
         label = f"lsm {hook}"
@@ -415,9 +430,59 @@ def probe_lsm(hook: str = "file_open") -> Feature:
                                                     "attach_btf_id": btf_id})
         if err == errno.EPERM:
             return Feature(label, False, "load refused with EPERM (the kernel refuses trampolines)")
-        return Feature(label, err == 0, "loads" if err == 0 else f"load: {errno.errorcode.get(err, err)}")
+        if err:
+            return Feature(label, False, f"load: {errno.errorcode.get(err, err)}")
+        runs = _lsm_runs()
+        return Feature(label, runs.supported, "loads and runs" if runs.supported else runs.detail)
 
     return _cached(("lsm", hook), run)
+
+
+LSM_PROBE_ATTR_SIZE = 3  # a bpf() attribute size no caller passes: the probe's own calls are told apart by it
+
+
+def _lsm_runs() -> Feature:
+    """Whether the BPF LSM is active: an ``lsm/bpf`` program that denies (EPERM) only bpf()
+    calls made with :data:`LSM_PROBE_ATTR_SIZE` bytes of attributes, attached for one such call."""
+    from ebpf.sys import bpf
+    from ebpf.uapi import BpfCmd
+
+    def run() -> Feature:
+        name = "BPF LSM active"
+        btf_id = _btf_func_id("bpf_lsm_bpf")
+        if not btf_id:
+            return Feature(name, False, "no bpf_lsm_bpf in the kernel's BTF")
+        code = (_insn(0x79, 2, 1, 16)  # r2 = ctx[2]: security_bpf(cmd, attr, size)'s size
+                + _insn(0xB7, 0) + _insn(0x55, 2, off=1, imm=LSM_PROBE_ATTR_SIZE)  # r0 = 0; if r2 != 3 goto exit
+                + _insn(0xB7, 0, imm=-errno.EPERM) + _insn(0x95))
+        fd = _load_fd(ProgType.LSM, {"expected_attach_type": AttachType.LSM_MAC, "attach_btf_id": btf_id}, code=code)
+        if fd is None:
+            return Feature(name, False, "cannot load an lsm/bpf program")
+        try:
+            link = bpf.raw_tracepoint_open(None, fd)
+        except SyscallError as e:
+            os.close(fd)
+            return Feature(name, False, f"attach: {e.errno_name}")
+        try:
+            attr, _, _ = bpf._attr("get_id")
+            denied = bpf._try(BpfCmd.PROG_GET_NEXT_ID, attr, LSM_PROBE_ATTR_SIZE) == -errno.EPERM
+        finally:
+            os.close(link)
+            os.close(fd)
+        if denied:
+            return Feature(name, True, "an lsm/bpf program ran")
+        return Feature(name, False, "LSM programs load and attach but never run: bpf is not among the active "
+                                    f"LSMs{_active_lsms()} (boot with lsm=...,bpf)")
+
+    return _cached(("lsm_runs",), run)
+
+
+def _active_lsms() -> str:
+    try:
+        with open("/sys/kernel/security/lsm") as f:
+            return f" ({f.read().strip()})"
+    except OSError:
+        return ""
 
 
 def have_lsm() -> bool:
@@ -440,6 +505,94 @@ def probe_iter(target: str = "task") -> Feature:
 
 def have_iter(target: str = "task") -> bool:
     return probe_iter(target).supported
+
+
+# --- one verdict per hook kind (what ``ebpf features`` says; the VM tier checks it against live attachments) ---
+
+HOOKS = ("kprobe", "kretprobe", "kprobe_multi", "fentry", "fexit", "fmod_ret", "lsm", "uprobe", "uretprobe", "usdt",
+         "tp_btf", "raw_tp", "tracepoint", "perf_event", "iter", "xdp", "tc")
+
+
+def probe_hook(hook: str) -> Feature:
+    """Whether programs attached to ``hook`` (one of :data:`HOOKS`) can run on this kernel."""
+    if hook not in HOOKS:
+        raise ValueError(f"unknown hook {hook!r} (one of {', '.join(HOOKS)})")
+    found = _HOOK_PROBES[hook]()
+    return Feature(f"hook {hook}", found.supported, found.detail or found.name)
+
+
+def _dynamic_probes(kind: str) -> Feature:
+    pmu = have_kprobe_pmu() if kind == "kprobe" else have_uprobe_pmu()
+    events = have_kprobe_events() if kind == "kprobe" else have_uprobe_events()
+    via = [w for w, ok in ((f"the {kind} PMU", pmu), (f"tracefs {kind}_events", events)) if ok]
+    return Feature(kind, bool(via), " and ".join(via) if via else f"neither the {kind} PMU nor tracefs {kind}_events")
+
+
+def _with_type(ptype: ProgType, *more: Tuple[bool, str]) -> Feature:
+    """The program type loads, and each (condition, what is missing) holds."""
+    loads = probe_program_type(ptype)
+    if not loads.supported:
+        return loads
+    for ok, missing in more:
+        if not ok:
+            return Feature(loads.name, False, missing)
+    return loads
+
+
+def _tc() -> Feature:
+    tcx = probe_tcx()
+    if tcx.supported:
+        return tcx
+    missing = [m for m in ("sch_ingress", "cls_bpf") if not _kernel_module_available(m)]
+    return _with_type(ProgType.SCHED_CLS, (not missing, f"no tcx links ({tcx.detail}), and the classic path's "
+                                                        f"module{'s' * (len(missing) > 1)} {', '.join(missing)} "
+                                                        "is neither loaded nor installed"))
+
+
+def _kernel_module_available(name: str) -> bool:
+    """Module ``name`` is loaded, built in, or installed where the kernel loads it on demand."""
+    if os.path.isdir(f"/sys/module/{name}"):
+        return True
+    base = f"/lib/modules/{os.uname().release}"
+    try:
+        with open(f"{base}/modules.builtin") as f:
+            if any(line.rstrip().endswith(f"/{name}.ko") for line in f):
+                return True
+        with open(f"{base}/modules.dep") as f:
+            return any(line.split(":", 1)[0].rsplit("/", 1)[-1].split(".ko")[0] == name for line in f)
+    except OSError:
+        return False
+
+
+_HOOK_PROBES: Dict[str, Callable[[], Feature]] = {
+    "kprobe": lambda: _dynamic_probes("kprobe"),
+    "kretprobe": lambda: _dynamic_probes("kprobe"),
+    "kprobe_multi": lambda: probe_kprobe_multi(),
+    "fentry": lambda: can_attach_fentry("vfs_read"),
+    "fexit": lambda: can_attach_trampoline(AttachType.TRACE_FEXIT, "vfs_read"),
+    "fmod_ret": lambda: can_attach_trampoline(AttachType.MODIFY_RETURN, "security_file_open"),
+    "lsm": lambda: probe_lsm(),
+    "uprobe": lambda: _dynamic_probes("uprobe"),
+    "uretprobe": lambda: _dynamic_probes("uprobe"),
+    "usdt": lambda: _dynamic_probes("uprobe"),
+    "tp_btf": lambda: probe_tp_btf(),
+    "raw_tp": lambda: _with_type(ProgType.RAW_TRACEPOINT),
+    "tracepoint": lambda: _with_type(ProgType.TRACEPOINT, (_have_tracefs(), "no tracefs")),
+    "perf_event": lambda: _with_type(ProgType.PERF_EVENT),
+    "iter": lambda: probe_iter(),
+    "xdp": lambda: _with_type(ProgType.XDP, (have_bpf_link(), "no BPF links (XDP links need 5.9+)")),
+    "tc": _tc,
+}
+
+
+def _have_tracefs() -> bool:
+    from ebpf.sys import tracefs
+
+    try:
+        tracefs.tracefs_path()
+    except EbpfError:
+        return False
+    return True
 
 
 def have_ringbuf() -> bool:
@@ -578,6 +731,78 @@ def have_tcx() -> bool:
     return probe_tcx().supported
 
 
+# --- the instruction set ----------------------------------------------------------------------
+# One socket filter per level, holding the instructions that level added last (~50 us a load).
+# The compiler asks only when it compiles (a compile-cache miss), never on a warm start.
+
+
+def _isa_program(level: int) -> bytes:
+    if level == 4:  # r0 = (s32)r0: movsx, with ldsx/sdiv/smod/bswap/gotol since 6.6
+        return _insn(0xB7) + _insn(0xBF, 0, 0, 32) + _insn(0x95)
+    if level == 3:  # atomic_fetch_or on the stack (5.12), then if w0 > 0 (jmp32, 5.1)
+        return (_insn(0xB7) + _insn(0x7B, 10, 0, -8) + _insn(0xDB, 10, 0, -8, 0x41) + _insn(0xB7)
+                + _insn(0x26) + _insn(0x95))
+    return _insn(0xB7) + _insn(0xA5, 0, 0, 0, 1) + _insn(0x95)  # if r0 < 1 (jlt, 4.14)
+
+
+_ISA_WHAT = {2: "jlt/jle/jslt/jsle", 3: "jmp32, atomic or/and/xor/fetch/xchg/cmpxchg",
+             4: "movsx, ldsx, sdiv/smod, bswap, gotol"}
+_ISA_BY_RELEASE = ((4, (6, 6)), (3, (5, 12)), (2, (4, 14)))
+
+
+def probe_isa(level: int) -> Feature:
+    """Does the verifier take the instructions of ISA ``level`` (2-4; 1 is always there)?"""
+
+    def run() -> Feature:
+        name = f"instruction set v{level}"
+        if level <= 1:
+            return Feature(name, True, "the base set")
+        _privileged()
+        err, _ = _try_load(ProgType.SOCKET_FILTER, _isa_program(level), {})
+        return Feature(name, err == 0, _ISA_WHAT[level] + ("" if err == 0 else
+                                                            f": refused ({errno.errorcode.get(err, err)})"))
+
+    return _cached(("isa", level), run)
+
+
+def _release() -> Tuple[int, int]:
+    parts = os.uname().release.split(".")
+    try:
+        return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
+    except (IndexError, ValueError):
+        return 0, 0
+
+
+def isa_level() -> int:
+    """The highest ISA level the running kernel takes (probed once a process). Without the
+    privileges to load programs (``--ebpf`` as a user) the kernel release decides: a
+    distribution kernel may have more than its release says (backports), never less."""
+    try:
+        for level in (4, 3, 2):
+            if probe_isa(level).supported:
+                return level
+        return 1
+    except PermissionDenied:
+        release = _release()
+        return next((level for level, since in _ISA_BY_RELEASE if release >= since), 1)
+
+
+def probe_may_goto() -> Feature:
+    """``may_goto`` (6.9+): a bounded-loop jump the compiler does not emit; apart from the levels."""
+
+    def run() -> Feature:
+        _privileged()
+        code = _insn(0xB7) + _insn(0xE5, 0, 0, 1) + _insn(0xB7, 0, 0, 0, 1) + _insn(0x95)
+        err, _ = _try_load(ProgType.SOCKET_FILTER, code, {})
+        return Feature("may_goto", err == 0, "loads" if err == 0 else f"refused ({errno.errorcode.get(err, err)})")
+
+    return _cached(("may_goto",), run)
+
+
+def have_may_goto() -> bool:
+    return probe_may_goto().supported
+
+
 # --- all of it --------------------------------------------------------------------------------
 
 _SUMMARY_HELPERS = (  # HelperId names (the enum is imported by probe_helper when used)
@@ -602,15 +827,15 @@ def summary(full: bool = False) -> List[Tuple[str, Feature]]:
     out.append(("hooks", _static("tracefs kprobe_events", have_kprobe_events(), "")))
     out.append(("hooks", _static("uprobe PMU", have_uprobe_pmu(), f"{EVENT_SOURCE}/uprobe")))
     out.append(("hooks", _static("tracefs uprobe_events", have_uprobe_events(), "")))
-    out.append(("hooks", probe_tp_btf()))
-    out.append(("hooks", can_attach_fentry("vfs_read")))
-    out.append(("hooks", probe_lsm()))
-    out.append(("hooks", probe_iter()))
+    out.extend(("hooks", probe_hook(hook)) for hook in HOOKS)
     out.append(("links", probe_bpf_link()))
     out.append(("links", probe_perf_link()))
     out.append(("links", probe_kprobe_multi()))
     out.append(("links", probe_uprobe_multi()))
     out.append(("links", probe_tcx()))
+    for level in (2, 3, 4):
+        out.append(("instructions", probe_isa(level)))
+    out.append(("instructions", probe_may_goto()))
     out.append(("maps", probe_map_type(MapType.RINGBUF)))
     out.append(("maps", probe_map_type(MapType.PERF_EVENT_ARRAY)))
     for pt, helper in _SUMMARY_HELPERS:

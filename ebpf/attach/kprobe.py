@@ -98,9 +98,16 @@ def attach_kprobe_multi(program: Any, symbols: Optional[Sequence[str]] = None, *
     """One BPF link for many kernel functions (BPF_TRACE_KPROBE_MULTI, kernel 5.18+).
 
     The program must have been loaded with ``expected_attach_type=BPF_TRACE_KPROBE_MULTI``.
+    ``symbols`` may be shell patterns (``"do_sys_open*"``), expanded by :func:`expand_patterns`.
     """
     if bool(symbols) == bool(addresses):
         raise AttachError("kprobe.multi needs either symbols or addresses")
+    if symbols and any(is_pattern(s) for s in symbols):
+        if not have_kprobes():
+            raise HookUnavailable(no_kprobes_message(f"kprobe.multi {','.join(symbols)}"))
+        if cookies is not None:
+            raise AttachError("kprobe.multi: cookies go with a list of functions, not with a pattern")
+        symbols = expand_patterns(symbols)
     count = len(symbols or addresses or ())
     if cookies is not None and len(cookies) != count:
         raise AttachError(f"kprobe.multi: {len(cookies)} cookies for {count} functions")
@@ -123,7 +130,8 @@ def attach_kprobe_multi(program: Any, symbols: Optional[Sequence[str]] = None, *
     try:
         fd = FD(bpf.link_create(prog_fd_of(program), 0, AttachType.TRACE_KPROBE_MULTI, 0, kprobe_multi=opts))
     except SyscallError as e:
-        if e.errno in (errno.EOPNOTSUPP, ENOTSUPP):
+        # EINVAL: a kernel before 5.18 does not know the attach type (so also not the link's fields)
+        if e.errno in (errno.EOPNOTSUPP, ENOTSUPP) or (e.errno == errno.EINVAL and not _have_kprobe_multi()):
             why = ("this kernel has no kprobes (CONFIG_KPROBES is off)" if not have_kprobes()
                    else "this kernel has no kprobe.multi links (needs 5.18+ with CONFIG_FPROBE)")
             raise HookUnavailable(f"cannot attach {kind} to {label}: {why}: {e}") from None
@@ -131,3 +139,72 @@ def attach_kprobe_multi(program: Any, symbols: Optional[Sequence[str]] = None, *
     finally:
         del keep
     return Link([fd], label, via="bpf_link", link_fd=fd, kind=kind)
+
+
+def _have_kprobe_multi() -> bool:
+    from ebpf.features import have_kprobe_multi
+
+    return have_kprobe_multi()
+
+
+_GLOB = re.compile(r"[*?\[]")
+
+
+def is_pattern(symbol: str) -> bool:
+    """Whether ``symbol`` is a shell pattern (``do_sys_open*``) rather than one function."""
+    return bool(_GLOB.search(symbol))
+
+
+def expand_patterns(symbols: Sequence[str], available: Optional[Sequence[str]] = None) -> List[str]:
+    """The functions ``symbols`` name, patterns expanded as libbpf expands them: against the
+    functions kprobes can attach to (``available``, default :func:`attachable_functions`), each
+    name once, in the order found."""
+    import fnmatch
+
+    names = attachable_functions() if available is None else available
+    out: List[str] = []
+    seen = set()
+    for pattern in symbols:
+        if not is_pattern(pattern):
+            _check_symbol(pattern)
+            found = [pattern]
+        else:
+            _check_symbol(_GLOB.sub("_", pattern).replace("]", "_"))
+            found = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+            if not found:
+                raise AttachError(f"kprobe.multi: no attachable kernel function matches {pattern!r}")
+        for name in found:
+            if name not in seen:
+                seen.add(name)
+                out.append(name)
+    return out
+
+
+def attachable_functions() -> List[str]:
+    """The functions of tracefs ``available_filter_functions`` (what kprobe.multi can attach to)."""
+    from ebpf.errors import TracefsError
+    from ebpf.sys import tracefs
+
+    try:
+        with open(os.path.join(tracefs.tracefs_path(), "available_filter_functions")) as f:
+            return parse_filter_functions(f.read())
+    except (OSError, TracefsError) as e:
+        raise HookUnavailable(f"kprobe.multi patterns need tracefs available_filter_functions: {e}") from None
+
+
+_ADDRESS = re.compile(r"[0-9a-f]{8,16}")
+
+
+def parse_filter_functions(text: str) -> List[str]:
+    """Names in ``available_filter_functions`` text: ``name`` or ``name [module]`` a line (6.5+:
+    ``available_filter_functions_addrs`` prefixes an address, accepted too), without the compiler's
+    local clones (``foo.isra.0``), which kallsyms may not resolve to one address."""
+    names = []
+    for line in text.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        name = words[1] if len(words) > 1 and _ADDRESS.fullmatch(words[0]) else words[0]
+        if "." not in name and not name.startswith("__ftrace_invalid_address__"):
+            names.append(name)
+    return names

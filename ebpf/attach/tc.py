@@ -15,7 +15,7 @@ import socket
 import threading
 from typing import Any, Dict, Optional, Union
 
-from ebpf.attach.link import Link, prog_fd_of
+from ebpf.attach.link import HookUnavailable, Link, prog_fd_of
 from ebpf.attach.xdp import ifindex_of
 from ebpf.errors import AttachError, SyscallError
 from ebpf.sys import bpf
@@ -26,6 +26,8 @@ from ebpf.uapi import AttachType
 TC_H_CLSACT = 0xFFFFFFF1
 PARENT = {"ingress": "ffff:fff2", "egress": "ffff:fff3"}
 ETH_P_ALL = 0x0003
+MISSING_MODULE = ("this kernel has no tcx links (6.6+) and no {0} (module {0} neither loaded, built in nor "
+                  "installed for the kernel to load)")
 
 _qdisc_lock = threading.Lock()
 _qdisc_users: Dict[int, int] = {}  # ifindex -> filters of ours on a clsact qdisc we created
@@ -78,6 +80,9 @@ def attach_cls_bpf(program: Any, dev: Union[str, int], direction: str = "ingress
                 ipr.tc("add", "clsact", ifindex)
                 created = True
             except NetlinkError as e:
+                if e.code == errno.ENOENT:  # the kernel knows no qdisc of that kind
+                    raise HookUnavailable(f"cannot add a clsact qdisc to {dev}: "
+                                          f"{MISSING_MODULE.format('sch_ingress')}: {e}") from None
                 if e.code != errno.EEXIST:
                     raise AttachError(f"cannot add a clsact qdisc to {dev}: {e}") from None
             if created or ifindex in _qdisc_users:
@@ -88,6 +93,9 @@ def attach_cls_bpf(program: Any, dev: Union[str, int], direction: str = "ingress
             ipr.tc("add-filter", "bpf", ifindex, chosen, fd=prog_fd, name=f"{name}[{prog_fd}]",
                    parent=PARENT[where], info=info, direct_action=True)
         except NetlinkError as e:
+            if e.code == errno.ENOENT:
+                raise HookUnavailable(f"cannot add a cls_bpf filter to {dev} {where}: "
+                                      f"{MISSING_MODULE.format('cls_bpf')}: {e}") from None
             raise AttachError(f"cannot add a cls_bpf filter to {dev} {where}: {e}") from None
     except BaseException:
         _release_qdisc(ipr, ifindex)

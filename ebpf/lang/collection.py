@@ -113,10 +113,17 @@ class Collection:
     ``attach()``, a context manager).
     """
 
-    def __init__(self, name: str, license: str = "GPL", *, source: Optional[str] = None) -> None:
+    def __init__(self, name: str, license: str = "GPL", *, source: Optional[str] = None,
+                 isa: Optional[int] = None) -> None:
         """``source``: the Python text that defines the programs, when it is not in a file
         Python can read again (``exec(text)``); ``python -c``, stdin, the REPL and IPython cells
-        are found without it."""
+        are found without it. ``isa``: the eBPF instruction-set level (1-4) to compile for;
+        by default ``$EBPF_ISA``, else what the running kernel takes (:mod:`ebpf.lang.isa`)."""
+        if isa is not None:
+            from ebpf.lang.isa import check_level
+
+            isa = check_level(isa, f"collection {name}: isa")
+        self.isa = isa
         if source is not None:
             from ebpf.lang.source_text import give
 

@@ -9,6 +9,8 @@ everything the compiler would read is the same as when it was written. The key i
   of the ``ebpf`` package;
 * the kernel the program was compiled against (tracepoint formats, kernel BTF, feature probes):
   its boot id and release, and the effective uid;
+* the instruction-set level asked for (``Collection(isa=)``, ``$EBPF_ISA``) or ``auto``: the
+  running kernel's, probed on a miss only (the boot id above stands for it);
 * the program's declaration (kind, hook, program and attach types, extras, context) and the
   maps and globals of its collection;
 * the function: its file's content, name and line, defaults and attributes, and the value of
@@ -110,7 +112,10 @@ def discard(decl: Any) -> bool:
 def program_key(decl: Any) -> str:
     """The text that must match for a cached compile of ``decl`` to be used (raises Unkeyable)."""
     k = _Keyer()
-    parts = [f"ebpf-compile-cache {FORMAT}", sys.version, _compiler(), _kernel(), f"euid {os.geteuid()}"]
+    from ebpf.lang.isa import requested
+
+    parts = [f"ebpf-compile-cache {FORMAT}", sys.version, _compiler(), _kernel(), f"euid {os.geteuid()}",
+             f"isa {requested(getattr(decl.collection, 'isa', None))}"]
     k.add(("decl", decl.name, decl.kind, decl.prog_type, decl.attach_to, decl.target, decl.attach_type))
     k.add(decl.extras)
     k.add(decl.ctx)

@@ -2,8 +2,9 @@
 
 The program's function is compiled first; every sub-program it (transitively) calls is then
 compiled once and appended after it, each with its own stack frame, as bpf-to-bpf calls
-require. Hook-specific fields of the spec (attach BTF ids of tp_btf/fentry/fexit) are filled
-in from the kernel BTF here.
+require. Each function is lowered to the instruction-set level the collection asks for, else
+the running kernel's (:mod:`ebpf.lang.isa`, :mod:`ebpf.lang.legalize`). Hook-specific fields
+of the spec (attach BTF ids of tp_btf/fentry/fexit) are filled in from the kernel BTF here.
 """
 
 from __future__ import annotations
@@ -25,21 +26,27 @@ def compile_program(decl: Any) -> ProgramSpec:
     from ebpf.btf.relo import LOCAL_BTF_EXTRA, has_core_relocations
     from ebpf.lang.context import CtxError, context_for
     from ebpf.lang.frontend import Compiler, Unit
+    from ebpf.lang.isa import resolve
+    from ebpf.lang.legalize import legalize
     from ebpf.lang.regalloc import allocate
     from ebpf.lang.source import source_of
 
     started = time.perf_counter()
+    isa = resolve(getattr(decl.collection, "isa", None))
     src = source_of(decl.fn)
     ctx = context_for(decl.kind, decl.target, decl.ctx)
     unit = Unit(decl, ctx)
+    unit.isa = isa
     fn = Function(decl.name)
     main = Compiler(unit, src, fn, "main")
     try:
         main.compile_main()
+        legalize(fn, isa)
         items: List[ProgramItem] = list(allocate(fn))
         while unit.pending:
             info = unit.pending.pop(0)
             info.compiler.compile_sub(info.params, info.ret)
+            legalize(info.compiler.fn, isa)
             items.append(Label(info.label))
             items.extend(allocate(info.compiler.fn))
     except CtxError as e:
@@ -57,6 +64,7 @@ def compile_program(decl: Any) -> ProgramSpec:
         from ebpf.btf import kernel_btf
 
         spec.extras[LOCAL_BTF_EXTRA] = kernel_btf()  # what local_value was resolved against
+    spec.extras["isa"] = isa  # the instruction-set level it was compiled for (ebpf.lang.isa)
     spec.extras["compile_seconds"] = time.perf_counter() - started
     return spec
 

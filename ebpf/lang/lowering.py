@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from ebpf.asm import opcodes as o
 from ebpf.errors import CompileError
 from ebpf.lang.ir import FP, LABEL, Frame, Function, Op
+from ebpf.lang.isa import LATEST
 from ebpf.lang.source import MISSING, FuncSource
 from ebpf.lang.types import (
     ArrayType,
@@ -69,6 +70,7 @@ class Unit:
         self.subprograms: Dict[Any, Any] = {}
         self.pending: List[Any] = []
         self.nesting = 0  # statements and expressions being compiled within each other
+        self.isa = LATEST  # the instruction-set level compiled for (ebpf.lang.isa)
 
 class Lowering:
     """The compile state of one function and the primitives that emit its IR."""

@@ -320,11 +320,34 @@ def _linear_scan(an: _Analysis) -> Tuple[Dict[int, int], Set[int]]:
     return assign, spilled
 
 
-def _rewrite_spills(fn: Function, ops: List[Op], spilled: Set[int], reuse: bool = True) -> List[Op]:
-    """Give each spilled register a stack slot: store after each definition, load before a use
+def _spill_slots(fn: Function, an: _Analysis, spilled: Set[int], members: Dict[int, int]) -> Dict[int, int]:
+    """A stack slot for each spilled register; registers whose lives do not intersect share one
+    (the eBPF stack is 512 bytes for the whole call chain). Coalesced members take their
+    representative's slot: they are one value split by moves."""
+    slots: Dict[int, int] = {}
+    taken: List[Tuple[int, Segments]] = []  # (offset, the segments living in it)
+    reps = sorted((v for v in spilled if v in an.segs), key=lambda v: an.segs[v][0])
+    for v in reps:
+        segs = an.segs[v]
+        for i, (off, used) in enumerate(taken):
+            if not _overlap(segs, used):
+                taken[i] = (off, _merge(used, segs))
+                slots[v] = off
+                break
+        else:
+            slots[v] = fn.frame.alloc(8, fresh=True)
+            taken.append((slots[v], list(segs)))
+    for v in spilled:
+        if v not in slots:
+            rep = members.get(v, v)
+            slots[v] = slots[rep] if rep in slots else fn.frame.alloc(8, fresh=True)
+    return slots
+
+
+def _rewrite_spills(ops: List[Op], slots: Dict[int, int], fn: Function, reuse: bool = True) -> List[Op]:
+    """Give each spilled register its stack slot: store after each definition, load before a use
     unless the value is still in the register it was loaded or computed in (same block, no call
     in between)."""
-    slots = {v: fn.frame.alloc(8, fresh=True) for v in sorted(spilled)}
     out: List[Op] = []
     ldx = o.LDX | o.MEM | o.DW
     stx = o.STX | o.MEM | o.DW
@@ -371,9 +394,10 @@ def allocate(fn: Function) -> List[ProgramItem]:
                 assign[v] = assign[r]
             return _emit(ops, assign)
         spilled |= {v for v, r in members.items() if r in spilled}
+        slots = _spill_slots(fn, an, spilled, members)
         # reusing reloaded values lengthens their lives: only on the first round, so that
         # later rounds (spilling what the first left) always shrink register pressure
-        ops = _rewrite_spills(fn, ops, spilled, reuse=round_ == 0)
+        ops = _rewrite_spills(ops, slots, fn, reuse=round_ == 0)
     raise RuntimeError(f"register allocation of {fn.name} did not converge")
 
 

@@ -15,6 +15,11 @@ arithmetic, then updated, shifted (by constants and by variables), divided by co
 compared across signedness. The reference model itself is checked twice: against gcc (the C
 it stands for, ``__typeof__`` giving C's own usual arithmetic conversions) and against
 hand-computed answers.
+
+Every kernel test runs per instruction-set level (``Collection(isa=)``): v4 (``movsx``,
+``sdiv``/``smod``) on every seed, v3 and v2 (sign extension by shifts, signed division by
+magnitudes, no ``jmp32`` at v2) on half the seeds each, other halves for each: this kernel
+takes all of them.
 """
 
 from __future__ import annotations
@@ -550,14 +555,15 @@ from ebpf.lang import Struct, u8, u16, u32, u64, i8, i16, i32, i64
 class S(Struct):
 {fields}
 
-coll = L.Collection("diff{n}")
+coll = L.Collection("diff{n}", isa={isa})
 inp = coll.array_map("inp", value=u64[4], max_entries=1)
 out = coll.array_map("out", value=u64[{nf}], max_entries=1)
 """
 
 
-def build_module(tmp_path: Any, n: int, funcs: List[Dict[str, Any]]) -> Any:
-    parts = [HEADER.format(n=n, nf=len(funcs), fields="\n".join(f"    {a}: {b}" for a, b in STRUCT_FIELDS))]
+def build_module(tmp_path: Any, n: int, funcs: List[Dict[str, Any]], isa: int = 4) -> Any:
+    fields = "\n".join(f"    {a}: {b}" for a, b in STRUCT_FIELDS)
+    parts = [HEADER.format(n=n, nf=len(funcs), fields=fields, isa=isa)]
     for k, f in enumerate(funcs):
         parts.append(render_function(f"f{k}", f, "@L.inline" if k % 2 == 0 else "@L.subprogram"))
     main = ["@coll.socket_filter", "def main(ctx):", "    p = inp.get(0)", "    if p is None:",
@@ -569,9 +575,9 @@ def build_module(tmp_path: Any, n: int, funcs: List[Dict[str, Any]]) -> Any:
     main.append("    return 1")
     parts.append("\n".join(main))
     source = "\n\n\n".join(parts) + "\n"
-    path = tmp_path / f"lang_diff_{n}.py"
+    path = tmp_path / f"lang_diff_{n}_v{isa}.py"
     path.write_text(source)
-    spec = importlib.util.spec_from_file_location(f"lang_diff_{n}", path)
+    spec = importlib.util.spec_from_file_location(f"lang_diff_{n}_v{isa}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -597,9 +603,9 @@ def _mismatch(module_src: str, k: int, f: Dict[str, Any], args: List[int], got: 
     return f"f{k}{tuple(args)}: kernel {got:#x}, reference {want:#x}\n{src}"
 
 
-def run_and_compare(tmp_path: Any, n: int, funcs: List[Dict[str, Any]], rng: random.Random) -> None:
+def run_and_compare(tmp_path: Any, n: int, funcs: List[Dict[str, Any]], rng: random.Random, isa: int) -> None:
     """Load the functions as one program, run it on random inputs, compare with the model."""
-    module = build_module(tmp_path, n, funcs)
+    module = build_module(tmp_path, n, funcs, isa)
     live = module.coll.load()
     mismatches: List[str] = []
     try:
@@ -618,23 +624,35 @@ def run_and_compare(tmp_path: Any, n: int, funcs: List[Dict[str, Any]], rng: ran
     assert not mismatches, f"{len(mismatches)} mismatches:\n" + "\n\n".join(mismatches[:5])
 
 
-@pytest.mark.parametrize("seed", range(PROGRAMS))
-def test_generated_functions_agree_with_reference(tmp_path: Any, seed: int) -> None:
+ISA_LEVELS = (4, 3, 2)
+
+
+def per_level(seeds: int) -> List[Any]:
+    """(isa, seed): every seed at v4; v3 and v2 take alternate halves."""
+    out = [pytest.param(4, seed, id=f"v4-{seed}") for seed in range(seeds)]
+    out += [pytest.param(3 if seed % 2 == 0 else 2, seed, id=f"v{3 if seed % 2 == 0 else 2}-{seed}")
+            for seed in range(seeds)]
+    return out
+
+
+@pytest.mark.parametrize("isa,seed", per_level(PROGRAMS))
+def test_generated_functions_agree_with_reference(tmp_path: Any, isa: int, seed: int) -> None:
     rng = random.Random(1000 + seed)
     gen = Gen(rng)
-    run_and_compare(tmp_path, seed, [gen.function() for _ in range(FUNCS_PER_PROGRAM)], rng)
+    run_and_compare(tmp_path, seed, [gen.function() for _ in range(FUNCS_PER_PROGRAM)], rng, isa)
 
 
-@pytest.mark.parametrize("seed", range(TYPED_PROGRAMS))
-def test_typed_locals_agree_with_reference(tmp_path: Any, seed: int) -> None:
+@pytest.mark.parametrize("isa,seed", per_level(TYPED_PROGRAMS))
+def test_typed_locals_agree_with_reference(tmp_path: Any, isa: int, seed: int) -> None:
     """Locals typed by their first value (typed constants keep their type, literals make i64)."""
     rng = random.Random(5000 + seed)
     gen = Gen(rng, typed=True)
-    run_and_compare(tmp_path, 500 + seed, [gen.typed_function() for _ in range(TYPED_FUNCS_PER_PROGRAM)], rng)
+    run_and_compare(tmp_path, 500 + seed, [gen.typed_function() for _ in range(TYPED_FUNCS_PER_PROGRAM)], rng, isa)
 
 
+@pytest.mark.parametrize("isa", ISA_LEVELS)
 @pytest.mark.parametrize("typed", [False, True])
-def test_constant_folding_agrees_with_reference(tmp_path: Any, typed: bool) -> None:
+def test_constant_folding_agrees_with_reference(tmp_path: Any, typed: bool, isa: int) -> None:
     """The same trees with constant operands only (typed constants too): folded by the
     compiler, or computed from constants materialized in registers (abs, min, max...)."""
     rng = random.Random(77 + typed)
@@ -644,7 +662,7 @@ def test_constant_folding_agrees_with_reference(tmp_path: Any, typed: bool) -> N
         e = gen.expr(["a"], 3)
         funcs.append({"params": [("a", "u8"), ("b", "u8"), ("c", "u8"), ("d", "u8")], "body": [],
                       "ret": _constify(e, rng), "locals": []})
-    module = build_module(tmp_path, 98 + typed, funcs)
+    module = build_module(tmp_path, 98 + typed, funcs, isa)
     with module.coll.load() as live:
         live.maps["inp"][0] = [0, 0, 0, 0]
         assert live.programs["main"].test_run(bytes(64)).retval == 1
@@ -661,7 +679,8 @@ def _constify(e: Expr, rng: random.Random) -> Expr:
 
 
 def count_cases() -> Optional[int]:
-    return (PROGRAMS * FUNCS_PER_PROGRAM + TYPED_PROGRAMS * TYPED_FUNCS_PER_PROGRAM) * INPUTS_PER_PROGRAM
+    """Function-input pairs run in the kernel per run of the generated tests (every level)."""
+    return 2 * (PROGRAMS * FUNCS_PER_PROGRAM + TYPED_PROGRAMS * TYPED_FUNCS_PER_PROGRAM) * INPUTS_PER_PROGRAM
 
 
 # ---------------------------------------------------------------- checking the model itself
@@ -836,14 +855,15 @@ KNOWN: List[Tuple[List[Tuple[Any, ...]], Expr, int]] = [
 ]
 
 
-def test_known_answers(tmp_path: Any) -> None:
+@pytest.mark.parametrize("isa", ISA_LEVELS)
+def test_known_answers(tmp_path: Any, isa: int) -> None:
     """Hand-computed C answers: the model and the kernel must both give them."""
     funcs = [{"params": [(n, "i64") for n in "abcd"], "body": body, "ret": ret, "locals": []}
              for body, ret, _ in KNOWN]
     wants = [want & M64 for _, _, want in KNOWN]
     model = [run_reference(f, [0, 0, 0, 0]) for f in funcs]
     assert [(render_function("f", f, ""), m) for f, m, w in zip(funcs, model, wants) if m != w] == []
-    module = build_module(tmp_path, 900, funcs)
+    module = build_module(tmp_path, 900, funcs, isa)
     with module.coll.load() as live:
         live.maps["inp"][0] = [0, 0, 0, 0]
         assert live.programs["main"].test_run(bytes(64)).retval == 1

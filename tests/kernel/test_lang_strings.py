@@ -16,6 +16,8 @@ import threading
 import time
 from typing import Any, Dict, List
 
+import pytest
+
 from ebpf import lang as L
 from ebpf.lang import Struct, char, u8, u32, u64
 
@@ -62,8 +64,8 @@ ORACLE = [
 ]
 
 
-def _strings_collection() -> Any:
-    coll = L.Collection("strings")
+def _strings_collection(isa: int = 4) -> Any:
+    coll = L.Collection("strings", isa=isa)
     pairs = coll.array_map("pairs", value=Pair, max_entries=1)
 
     @coll.socket_filter
@@ -144,7 +146,9 @@ def _random_field(rng: random.Random, size: int, other: bytes) -> bytes:
     return bytes(size)
 
 
-def test_char_array_comparisons_follow_c_string_semantics() -> None:
+@pytest.mark.parametrize("isa", [4, 3, 2])
+def test_char_array_comparisons_follow_c_string_semantics(isa: int) -> None:
+    """At every instruction-set level: v3 and v4 compare words with jmp32, v2 with 64-bit jumps."""
     rng = random.Random(1010)
     cases: List[Dict[str, bytes]] = []
     for _ in range(1500):
@@ -153,7 +157,7 @@ def test_char_array_comparisons_follow_c_string_semantics() -> None:
         c = _random_field(rng, 11, rng.choice([a, b]))
         d = _random_field(rng, 16, rng.choice([a, c]))
         cases.append({"a": a, "b": b, "c": c, "d": d})
-    with _strings_collection().load() as live:
+    with _strings_collection(isa).load() as live:
         pairs = live.maps["pairs"]
         prog = live.programs["prog"]
         for case in cases:

@@ -13,7 +13,8 @@ the CLI's error handling), with ``--json``: once its banner is out (programs loa
 a workload makes its event happen until the event is in the output (snoop tools) or for a second
 (interval tools), then SIGINT stops it the way Ctrl-C does. The DSL checks compile a counter of
 ``do_sys_openat2`` calls of this process as a kprobe and as an fentry program, attach it and see
-the count of our opens.
+the count of our opens. The ``hook-*`` checks (:mod:`hook_checks`) attach a program to every hook
+kind, see its event and compare the result with ``ebpf features``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import threading
 import time
 import traceback
 from typing import Any, Callable, Dict, List, NamedTuple, Optional
+
+from ebpf.features import HOOKS
 
 MARK = "@@check"
 TOOL_SECONDS = 1.5  # workload time of an interval tool once attached
@@ -55,7 +58,11 @@ TOOLS = [
     Check("biolatency", ["--json"], False),
 ]
 DSL = ["dsl-kprobe", "dsl-fentry"]
-NAMES = [c.name for c in TOOLS] + DSL
+HOOK_PREFIX = "hook-"  # every hook kind live, and ebpf features agreeing (tests/vm/hook_checks.py)
+NAMES = [c.name for c in TOOLS] + DSL + [HOOK_PREFIX + h for h in HOOKS]
+# the default `pytest -q` smoke (one boot of 6.12): the tools, the DSL's kprobe and fentry, and of the
+# hook checks two that only new kernels have (a kprobe.multi pattern, an LSM program that runs)
+SMOKE = [c.name for c in TOOLS] + DSL + [HOOK_PREFIX + "kprobe_multi", HOOK_PREFIX + "lsm"]
 
 
 # --- workloads: each makes its tool's event happen, and tells whether the output shows it -----
@@ -302,10 +309,19 @@ def run_dsl(kind: str) -> Dict[str, Any]:
     return {"status": "fail", "seconds": seconds, "detail": f"counted {count} of 25 opens"}
 
 
+def _hook_checks() -> Any:
+    """tests/vm/hook_checks.py, whether this file runs as a script (in a guest) or as a module."""
+    import importlib
+
+    return importlib.import_module(f"{__package__}.hook_checks" if __package__ else "hook_checks")
+
+
 def run_check(name: str) -> Dict[str, Any]:
     try:
         if name.startswith("dsl-"):
             return run_dsl(name[len("dsl-"):])
+        if name.startswith(HOOK_PREFIX):
+            return _hook_checks().run_hook(name[len(HOOK_PREFIX):])
         return run_tool(next(c for c in TOOLS if c.name == name))
     except BaseException as e:  # noqa: BLE001 - reported, and the next check runs
         return {"status": "fail", "detail": f"{type(e).__name__}: {e}".splitlines()[0],
