@@ -244,22 +244,17 @@ class BtfArgsCtx(CtxType):
         self.name = f"{kind} {target}"
         self._params: Optional[List[Tuple[str, Type]]] = None
         self._ret: Optional[Type] = None
+        self.names_from = ""  # tp_btf: the BTF record the argument names came from
+        self.nameless = False  # the kernel's BTF names none of the arguments
 
     def _load(self) -> None:
         from ebpf.lang import kernel as K
 
         params: List[Tuple[str, Type]] = []
         if self.kind == "tp_btf":
-            fn = K.func_proto(f"__bpf_trace_{self.target}")
-            if fn is not None:
-                proto = fn.type
-                raw = list(proto.params)[1:]
-            else:
-                from ebpf.btf import Kind, kernel_btf
+            from ebpf.btf import kernel_btf
 
-                td: Any = kernel_btf().type_by_name(f"btf_trace_{self.target}", Kind.TYPEDEF)
-                proto = td.type.resolve().type
-                raw = list(proto.params)[1:]
+            raw, self.names_from = tp_btf_params(kernel_btf(), self.target)
         else:
             fn = K.func_proto(self.target)
             if fn is None:
@@ -270,6 +265,7 @@ class BtfArgsCtx(CtxType):
                 self._ret = K.dsl_type(proto.type, "btf")
         for i, p in enumerate(raw):
             params.append((p.name or f"arg{i}", K.dsl_type(p.type, "btf")))
+        self.nameless = bool(raw) and not any(p.name for p in raw)
         self._params = params
 
     @property
@@ -293,6 +289,11 @@ class BtfArgsCtx(CtxType):
             return Static(_ArgsArray(ctx, len(self.params) + (1 if self.kind == "fexit" else 0)))
         if name == "arg":
             return Static(_CtxMethod(self, ctx, "arg"))
+        if self.nameless and name != "load":
+            n = len(self.params)
+            raise CtxError(f"the {self.name} context has no field {name!r}: this kernel's BTF does not name the "
+                           f"arguments of {self.names_from} (Linux 5.10 and older without __traceiter_ records "
+                           f"name none): use them by position, ctx.arg(0)..ctx.arg({n - 1})")
         return super().attr(comp, ctx, name, node)
 
     def method(self, comp: Any, ctx: Val, name: str, args: List[Any], node: Any) -> Any:
@@ -302,6 +303,29 @@ class BtfArgsCtx(CtxType):
                 raise CtxError(f"{self.name} has {len(self.params)} arguments, not {i + 1}")
             return _slot(ctx, i, self.params[i][1])
         return super().method(comp, ctx, name, args, node)
+
+
+def tp_btf_params(btf: Any, event: str) -> Tuple[List[Any], str]:
+    """The arguments of tracepoint ``event`` as BTF parameters (``.name``, ``.type``), after the
+    tracepoint's ``void *__data``, and the BTF record they come from.
+
+    The names are where the kernel keeps them: the ``__bpf_trace_<event>`` FUNC (most kernels),
+    else the ``__traceiter_<event>`` FUNC (5.10-5.18 builds whose pahole left the former out,
+    e.g. Debian's 5.10), else the ``btf_trace_<event>`` typedef the kernel attaches by, whose
+    prototype has the types but no names (then only positions are known)."""
+    from ebpf.btf import BTFError, Kind
+
+    for prefix in ("__bpf_trace_", "__traceiter_"):
+        try:
+            fn: Any = btf.type_by_name(prefix + event, Kind.FUNC)
+        except BTFError:
+            continue
+        return list(btf.resolve(fn.type).params)[1:], prefix + event
+    try:
+        td: Any = btf.type_by_name(f"btf_trace_{event}", Kind.TYPEDEF)
+    except BTFError:
+        raise CtxError(f"no tp_btf tracepoint {event!r} in the kernel's BTF (no btf_trace_{event})") from None
+    return list(btf.resolve(btf.resolve(td.type).type).params)[1:], f"btf_trace_{event}"
 
 
 def _slot(ctx: Val, index: int, t: Type) -> Loc:

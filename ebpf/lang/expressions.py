@@ -272,6 +272,9 @@ class Expressions(Lowering):
         t = promote(v.type)
         if v.kind == CONST:  # a literal operand gives a literal result (Val.literal)
             imm = v.imm if isinstance(node.op, ast.UAdd) else -v.imm if isinstance(node.op, ast.USub) else ~v.imm
+            if v.literal and isinstance(node.op, ast.USub) and imm >= -(1 << 63):
+                # a negative literal is the number Python reads (-2147483648 is not u32 2147483648)
+                return Val.of_literal(imm)
             return Val.const(t, imm, literal=v.literal)
         if isinstance(node.op, ast.UAdd):
             return self.convert(v, t, node)

@@ -20,6 +20,7 @@ from ebpf.asm import opcodes as o
 from ebpf.lang import helpers as H
 from ebpf.lang import strings
 from ebpf.lang.builtins import InlineFunction, Subprogram
+from ebpf.lang.helper_choice import FALLBACKS, has, pick
 from ebpf.lang.ir import FP, Function
 from ebpf.lang.types import (
     ArrayType,
@@ -229,6 +230,8 @@ def _src_arg(comp: Any, item: Item, node: Any) -> Val:
 
 
 def _helper(comp: Any, name: str, args: List[Val], ret: Optional[Type] = None) -> Val:
+    if name in FALLBACKS:  # bpf_probe_read_kernel & co.: bpf_probe_read where the kernel lacks them
+        name = pick(name, comp.unit.decl.prog_type)
     sig = H.HELPERS[name]
     return comp.call_helper(sig.id, args, ret if ret is not None else sig.ret)
 
@@ -286,7 +289,7 @@ def _comm(comp: Any, node: ast.Call) -> Item:
 def _task(comp: Any, node: ast.Call) -> Item:
     _args(comp, node, (), 0)
     task = ktype("task_struct")
-    if comp.unit.btf_ctx:
+    if comp.unit.btf_ctx and has("get_current_task_btf", comp.unit.decl.prog_type):  # Linux 5.11+
         v = _helper(comp, "get_current_task_btf", [], u64)
         return Val.in_reg(PtrType(task, "btf"), v.reg)
     v = _helper(comp, "get_current_task", [], u64)

@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ebpf.asm import opcodes as o
 from ebpf.errors import CompileError
+from ebpf.lang.helper_choice import probe_read_id
 from ebpf.lang.ir import FP, LABEL, Frame, Function, Op
 from ebpf.lang.isa import LATEST
 from ebpf.lang.source import MISSING, FuncSource
@@ -279,7 +280,7 @@ class Lowering:
             self.emit(o.ALU64 | o.ADD, 1, 0, 0, tmp)
             self.emit(o.ALU64 | o.MOV, 2, 0, 0, size)
             self.mov_reg(3, addr.reg)
-            helper = 113 if loc.space == "kernel" else 112  # probe_read_kernel / probe_read_user
+            helper = probe_read_id(loc.space, getattr(self.unit.decl, "prog_type", None))  # kernel / user
             self.emit(o.JMP | o.CALL, 0, o.CALL_HELPER, 0, helper, nargs=3)
             self.emit(o.LDX | o.MEM | o.BYTES_SIZE[size], r, FP, tmp)
         else:
@@ -328,7 +329,7 @@ class Lowering:
         if dst.space not in _WRITABLE:
             raise self.error(f"cannot write to {dst.space} memory", node)
         if src.space in ("kernel", "user"):
-            helper = 113 if src.space == "kernel" else 112
+            helper = probe_read_id(src.space, getattr(self.unit.decl, "prog_type", None))
             self.call_helper(helper, [self.addr_of(dst), Val.const(u32, size), self.addr_of(src)], i64)
             return
         off = 0

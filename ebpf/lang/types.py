@@ -15,7 +15,9 @@ replaces and the differential tests have one oracle:
 * ``//`` and ``%`` truncate toward zero like C's ``/`` and ``%`` (not Python's floor); a
   division by zero gives 0 and a modulo by zero gives the dividend (eBPF's rule);
   ``/`` is refused (no floating point);
-* an integer literal has the first type of ``i32, u32, i64, u64`` that holds it;
+* an integer literal has the first type of ``i32, u32, i64, u64`` that holds it; a negated
+  literal is the negative number Python reads (``-2147483648`` is an ``i32``, where C would
+  negate the ``u32`` 2147483648), typed by the same rule;
   comparisons, ``not``, ``and`` and ``or`` give ``bool`` (0 or 1), as C's do;
 * assigning converts to the target's type (truncating or sign-extending, as C does); a
   local's type is the type of its first assignment (an annotation ``x: u16 = ...`` chooses;

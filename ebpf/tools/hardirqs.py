@@ -141,8 +141,10 @@ def build(hook: str, count_only: bool) -> Any:
 
         if hook == "tp_btf":
 
+            # (int irq, struct irqaction *action, int ret) by position: some kernels' BTF (5.10
+            # builds without __traceiter_ records) does not name a tracepoint's arguments
             def irq_handler_exit(ctx):
-                if ctx.ret == 0 or other_cpu():  # IRQ_NONE: not this handler's interrupt
+                if ctx.arg(2) == 0 or other_cpu():  # IRQ_NONE: not this handler's interrupt
                     return 0
                 s = start.get(0)
                 if s is None:
@@ -150,7 +152,7 @@ def build(hook: str, count_only: bool) -> Any:
                 ts = s.ts
                 s.ts = 0
                 k = Key()
-                L.probe_read_kernel_str(k.name, ctx.action.name)
+                L.probe_read_kernel_str(k.name, ctx.arg(1).name)
                 return account(k, ts)
 
         else:

@@ -437,6 +437,8 @@ def evaluate(e: Expr, env: Dict[str, Tuple[int, str]]) -> Tuple[int, str]:
     if kind == "bin":
         return binop(e[1], evaluate(e[2], env), evaluate(e[3], env))
     if kind == "un":
+        if e[1] == "-" and e[2][0] == "const" and e[2][1] <= 1 << 63:  # a negative literal: its number
+            return -e[2][1], literal_type(-e[2][1])
         v, t = evaluate(e[2], env)
         t = promote(t)
         return wrap(-v if e[1] == "-" else ~v, t), t
@@ -702,6 +704,9 @@ def _c(e: Expr, env: Dict[str, Tuple[int, str]], fresh: List[int]) -> str:
     if kind == "cast":
         return f"(({C_TYPES[e[1]]})({_c(e[2], env, fresh)}))"
     if kind == "un":
+        if e[1] == "-" and e[2][0] == "const":  # the DSL's one departure from C: a negative literal is its number
+            if e[2][1] <= 1 << 63:
+                return f"(({C_TYPES[literal_type(-e[2][1])]})(-{e[2][1] - 1}LL - 1))"
         return f"({e[1]}({_c(e[2], env, fresh)}))"
     if kind == "bin":
         a, b, x, y = _c(e[2], env, fresh), _c(e[3], env, fresh), tmp(), tmp()
@@ -826,6 +831,10 @@ KNOWN: List[Tuple[List[Tuple[Any, ...]], Expr, int]] = [
     ([("let", "u", _t("i32", -7))], ("bin", "%", _v("u"), ("const", 3)), -1),
     ([("let", "u", _t("i32", -7))], ("bin", "//", _v("u"), ("const", 2)), -3),
     ([("let", "u", _t("u32", 10))], ("bin", "//", _v("u"), Gen.number(-3)), 0),
+    # a negative literal is the number Python reads, even past i32 (C: u32 0x80000000 negated)
+    ([("let", "u", Gen.number(-2147483648))], _v("u"), -2147483648),
+    ([("let", "u", Gen.number(-2147483648))], ("cmp", "<", _v("u"), ("const", 0)), 1),
+    ([("let", "u", Gen.number(-4294967295))], ("bin", "//", _v("u"), ("const", 5)), -858993459),
     ([("let", "u", _t("i32", 10))], ("bin", "//", _v("u"), Gen.number(-3)), -3),
     ([("let", "u", _t("u16", 1))], ("bin", "<<", _v("u"), ("const", 31)), -0x80000000),
     ([("let", "u", _t("u32", 1))], ("bin", "<<", _v("u"), ("const", 35)), 8),

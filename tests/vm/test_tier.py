@@ -31,16 +31,10 @@ class Bug(NamedTuple):
 
 MOVSX = Bug("issue 11: the DSL emits movsx (cpu v4, Linux 6.6+) for signed 32->64 widening",
             r"BPF_MOV uses reserved fields at instruction \d+: r\d+ = \(s32\)r\d+")
-CURRENT_TASK_BTF = Bug("issue 11: exitsnoop calls bpf_get_current_task_btf (5.11+) in tp_btf mode",
-                       r"invalid func unknown#158")
-HARDIRQS_TP_BTF_NAMES = Bug("issue 11: 5.10's btf_trace_* arguments are nameless; hardirqs reads ctx.ret by name",
-                            r"the tp_btf irq_handler_exit context has no field 'ret'")
 
 KNOWN_BUGS: Dict[Tuple[str, str], Bug] = {
     **{("6.1", tool): MOVSX for tool in ("opensnoop", "runqlat", "softirqs", "hardirqs", "biolatency")},
-    **{("5.10", tool): MOVSX for tool in ("opensnoop", "runqlat", "softirqs", "biolatency")},
-    ("5.10", "exitsnoop"): CURRENT_TASK_BTF,
-    ("5.10", "hardirqs"): HARDIRQS_TP_BTF_NAMES,
+    **{("5.10", tool): MOVSX for tool in ("opensnoop", "runqlat", "softirqs", "hardirqs", "biolatency")},
 }
 
 
