@@ -38,6 +38,7 @@ from ebpf.lang.types import (
     promote,
     type_of,
     u8,
+    u16,
     u32,
     void,
 )
@@ -194,15 +195,14 @@ class Compiler(Expressions):
     def store_bytes(self, loc: Loc, data: bytes) -> None:
         size = loc.type.size
         data = data[:size].ljust(size, b"\0")
-        for i in range(0, size, 4 if size - 0 >= 4 else 1):
-            chunk = data[i:i + 4]
-            n = len(chunk)
-            if n == 4:
-                self.store(Loc(u32, loc.base, loc.off + i, loc.space), Val.const(u32, int.from_bytes(chunk, "little")))
-            else:
-                for j, byte in enumerate(chunk):
-                    self.store(Loc(u8, loc.base, loc.off + i + j, loc.space),
-                               Val.const(u32, byte))
+        i = 0
+        while i < size:
+            # the widest immediate store aligned where it lands (the verifier wants aligned stack accesses)
+            n = next(c for c in (4, 2, 1) if c <= size - i and (loc.off + i) % c == 0)
+            t = {4: u32, 2: u16, 1: u8}[n]
+            word = int.from_bytes(data[i:i + n], "little")
+            self.store(Loc(t, loc.base, loc.off + i, loc.space), Val.const(u32, word))
+            i += n
 
     def assign_name(self, name: str, item: Item, node: Any) -> None:
         var = self.vars.get(name)
