@@ -86,19 +86,19 @@ class _Syntax(Exception):
     """A problem on the current line; :func:`assemble` adds the line number and text."""
 
 
-_REG = r"([rRwW]\d+)"
-_NUM = r"([+-]?\s*(?:0[xX][0-9a-fA-F]+|0[bB][01]+|\d+)[uU]?[lL]{0,2})"
+_REG = r"([rRwW][0-9]+)"
+_NUM = r"([+-]?\s*(?:0[xX][0-9a-fA-F]+|0[bB][01]+|[0-9]+)[uU]?[lL]{0,2})"
 _INT = re.compile(r"([+-]?)\s*(?:0[xX]([0-9a-fA-F]+)|0[bB]([01]+)|([0-9]+))[uU]?[lL]{0,2}")
 _ADDR = _REG + r"\s*(?:([+-])\s*" + _NUM + r")?"
 _USZ = r"(u8|u16|u32|u64)"
 
 _COMMENT = re.compile(r"#|//|;")
-_LABEL = re.compile(r"\s*([A-Za-z_.$][\w.$]*|\d+)\s*:(?!=)")
-_LOCAL_REF = re.compile(r"(\d+)([bf])")
-_WORD = re.compile(r"[A-Za-z_.][\w.]*")
+_LABEL = re.compile(r"\s*([A-Za-z_.$][A-Za-z0-9_.$]*|[0-9]+)\s*:(?!=)")
+_LOCAL_REF = re.compile(r"([0-9]+)([bf])")
+_WORD = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")
 _ASSIGN = re.compile(_REG + r"\s*(s>>=|s/=|s%=|<<=|>>=|\+=|-=|\*=|/=|%=|\|=|&=|\^=|=)\s*(.*)$")
 _IF = re.compile(
-    r"if\s+" + _REG + r"\s*(==|!=|s>=|s<=|s>|s<|>=|<=|>|<|&)\s*(" + _REG[1:-1] + r"|[+-]?\s*\w+)"
+    r"if\s+" + _REG + r"\s*(==|!=|s>=|s<=|s>|s<|>=|<=|>|<|&)\s*(" + _REG[1:-1] + r"|[+-]?\s*[A-Za-z0-9_]+)"
     r"\s+goto\s+(\S+)$"
 )
 _GOTO = re.compile(r"(goto|gotol|may_goto)\s+(\S+)$")
@@ -127,11 +127,11 @@ _R_ASCAST = re.compile(r"addr_space_cast\s*\(\s*" + _REG + r"\s*,\s*" + _NUM + r
 _R_PSEUDO = re.compile(r"(map|map_value|btf_id|func)\s*\[([^\]]*)\]\s*(?:([+-])\s*" + _NUM + r")?\s*(ll)?$")
 _R_IMM = re.compile(_NUM + r"(\s+ll)?$")
 _R_REG = re.compile(_REG + "$")
-_R_WORD = re.compile(r"[A-Za-z_][\w]*")
+_R_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KFUNC = re.compile(r"kfunc\s*\[([^\],]*)(?:,\s*idx\s*:\s*" + _NUM + r")?\s*\]$")
-_PCREL = re.compile(r"pc\s*([+-]\s*\d+)$")
-_SYMBOL = re.compile(r"[A-Za-z_.$][\w.$]*$")
-_KEYVAL = re.compile(r"\s*(\w+)\s*=\s*([^\s=]+)")
+_PCREL = re.compile(r"pc\s*([+-]\s*[0-9]+)$")
+_SYMBOL = re.compile(r"[A-Za-z_.$][A-Za-z0-9_.$]*$")
+_KEYVAL = re.compile(r"\s*([A-Za-z0-9_]+)\s*=\s*([^\s=]+)")
 
 _ALU_OPS = {
     "+=": o.ADD, "-=": o.SUB, "*=": o.MUL, "/=": o.DIV, "|=": o.OR, "&=": o.AND, "<<=": o.LSH,
@@ -357,7 +357,7 @@ class _Assembler:
     def define(self, name: str, lineno: int) -> None:
         if self.half is not None:
             raise _Syntax(f"a label cannot split an LD_IMM64 in two .8byte words (line {self.half[1]})")
-        if name.isdigit():
+        if name.isascii() and name.isdigit():
             key = name.lstrip("0") or "0"
             count = self.numeric[key] = self.numeric.get(key, 0) + 1
             name = _local_name(key, count)
@@ -507,9 +507,9 @@ class _Assembler:
             return self.lock(text)
         if word == "ld_pseudo":
             return self.ld_pseudo(text)
-        if word and word not in _KEYWORDS and not re.fullmatch(r"[rRwW]\d+", word):
+        if word and word not in _KEYWORDS and not re.fullmatch(r"[rRwW][0-9]+", word):
             raise _Syntax(f"unknown mnemonic {word!r}")
-        if re.fullmatch(r"[rRwW]\d+", word):
+        if re.fullmatch(r"[rRwW][0-9]+", word):
             _reg(word)  # a bad register name is the likelier mistake than a bad operator
         raise _Syntax("malformed instruction")
 
@@ -617,13 +617,13 @@ class _Assembler:
             return Instruction(o.ALU64 | o.MOV | o.X, dst, src, o.ADDR_SPACE_CAST, das << 16 | sas)
         if word in ("map", "map_value", "btf_id", "func"):
             return self.pseudo(dst_tok, rhs)
-        if word and word not in _RHS_WORDS and not re.fullmatch(r"[rRwW]\d+", word):
+        if word and word not in _RHS_WORDS and not re.fullmatch(r"[rRwW][0-9]+", word):
             raise _Syntax(f"unknown mnemonic {word!r}")
         raise self.bad_operand(rhs)
 
     @staticmethod
     def bad_operand(rhs: str) -> _Syntax:
-        m = re.match(r"[rRwW](\d+)\b", rhs)
+        m = re.match(r"[rRwW]([0-9]+)\b", rhs)
         if m is not None and (len(m.group(1)) > 2 or int(m.group(1)) > o.MAX_REG):
             return _Syntax(f"bad register {m.group(0)!r}: registers are r0..r10 (w0..w10)")
         m = _R_IMM.match(rhs)
@@ -824,7 +824,7 @@ class _Assembler:
         dst, is32 = _reg(left)
         cls = o.JMP32 if is32 else o.JMP
         code = cls | _JMP_OPS[op]
-        if re.fullmatch(r"[rRwW]\d+", right):
+        if re.fullmatch(r"[rRwW][0-9]+", right):
             src, _ = _reg(right)
             _same_width(left, right)
             return self.target16(code | o.X, dst, src, 0, target)

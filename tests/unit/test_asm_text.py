@@ -376,3 +376,11 @@ def test_unlinked_assembly_keeps_references() -> None:
 def test_disassemble_accepts_bytes_and_empty() -> None:
     assert disassemble(b"") == ""
     assert disassemble(encode([b.exit_()]), indent="") == "exit\n"
+
+
+@pytest.mark.parametrize("text", ["r\u0663 = 1\nexit", "r0 = \u0661\nexit", "\u0661:\nr0 = 0\nexit",
+                                  "r0 = 0\nif r0 == \u0661 goto +0\nexit", "r0 = r\uff11\nexit"])
+def test_digits_are_ascii_digits(text: str) -> None:
+    """llvm-mc reads registers, numbers and labels in ASCII only; Unicode digits are not r3 or 1."""
+    with pytest.raises(AssemblerError):
+        assemble(text)
