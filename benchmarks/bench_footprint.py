@@ -1,7 +1,7 @@
 """Install footprint: the bytes on disk each implementation needs.
 
 * ours: the files pip installed for ``ebpf`` (its RECORD, byte-code included) and for its
-  dependencies cffi, construct, pyroute2 and pycparser (their RECORDs, via importlib.metadata
+  dependencies cffi, construct, pyroute2, pycparser and pyelftools (their RECORDs, via importlib.metadata
   in the measured interpreter); pyroute2 is only imported for XDP/tc, so a tracing-only figure
   is given too. The Python interpreter and its standard library are listed apart (BCC's tools
   need one too; libbpf-tools and bpftrace do not).
@@ -22,8 +22,8 @@ import sys
 import sysconfig
 from typing import Any, Dict, List, Optional, Sequence
 
-OUR_DEPS = ("cffi", "construct", "pyroute2", "pycparser")
-TRACING_ONLY_DEPS = ("cffi", "pycparser", "construct")  # pyroute2: XDP/tc only
+OUR_DEPS = ("cffi", "construct", "pyroute2", "pycparser", "pyelftools")
+TRACING_ONLY_DEPS = ("cffi", "pycparser", "construct", "pyelftools")  # pyroute2: XDP/tc only
 
 PACKAGE_SETS = {
     "libbpf-tools": (["libbpf-tools"], "the 61 tools (libbpf linked in statically), libelf and zlib not counted"),

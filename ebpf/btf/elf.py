@@ -16,11 +16,8 @@ ELF_MAGIC = b"\x7fELF"
 def btf_sections(data: bytes, what: str) -> Tuple[bytes, Optional[bytes]]:
     """The ``.BTF`` section of the ELF image *data* and its ``.BTF.base`` (a module's distilled
     base, Linux >= 6.12), or None when it has none."""
-    try:
-        from elftools.common.exceptions import ELFError
-        from elftools.elf.elffile import ELFFile
-    except ImportError as e:  # pragma: no cover - pyelftools is a dependency of the ELF path
-        raise BTFError(f"{what}: reading BTF from ELF files needs pyelftools ({e})") from None
+    from elftools.common.exceptions import ELFError  # a run-time dependency, imported only for ELF input
+    from elftools.elf.elffile import ELFFile
     try:
         elf = ELFFile(io.BytesIO(data))
         section = elf.get_section_by_name(".BTF")
