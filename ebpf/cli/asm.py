@@ -102,10 +102,12 @@ def raw_bytecode(assembly: Any) -> bytes:
     return encode(out)
 
 
-def write_output(path: str, data: bytes) -> None:
+def write_output(path: str, data: bytes, std: Any = None) -> None:
+    """``data`` to a file, or to ``std`` (stdout unless given) when the path is ``-``."""
     if path == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+        std = std or sys.stdout
+        std.buffer.write(data)
+        std.flush()
         return
     try:
         with open(path, "wb") as f:
@@ -148,15 +150,7 @@ def format_map(name: str, m: Any) -> List[str]:
 
 def write_log(where: str, log: str) -> None:
     """The verifier's log to stderr (``-``) or to a file."""
-    if where == "-":
-        sys.stderr.write(log if log.endswith("\n") or not log else log + "\n")
-        sys.stderr.flush()
-        return
-    try:
-        with open(where, "w") as f:
-            f.write(log)
-    except OSError as e:
-        raise EbpfError(f"cannot write {where}: {e.strerror}") from None
+    write_output(where, (log if log.endswith("\n") or not log else log + "\n").encode(), sys.stderr)
 
 
 def rejected(e: VerifierError, log_to: Optional[str]) -> EbpfError:
