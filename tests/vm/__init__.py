@@ -22,7 +22,8 @@ How it works:
   compiled for that kernel) and nothing written into the tree (no bytecode, no .pytest_cache).
 - :mod:`.guest_checks` runs inside: each tool as a user runs it (``--json`` for the interval
   tools) until its event shows, and a DSL counter of ``do_sys_openat2`` as kprobe and fentry,
-  in one Python process (an import costs seconds under TCG).
+  in one Python process (an import costs seconds under TCG); :mod:`.hook_checks` attaches a program
+  to every hook kind (kprobe ... tc), sees its event and compares that with ``ebpf features``.
 - ``test_tier.py`` makes each check of each kernel a test; ``conftest.py`` keeps only the 6.12
   smoke unless ``-m`` is given, boots each kernel once and prints the check x kernel table.
 
