@@ -30,12 +30,7 @@ class Bug(NamedTuple):
     error: str  # a regexp the check's error line matches
 
 
-MOVSX = Bug("issue 11: the DSL emits movsx (cpu v4, Linux 6.6+) for signed 32->64 widening",
-            r"BPF_MOV uses reserved fields at instruction \d+: r\d+ = \(s32\)r\d+")
-
 KNOWN_BUGS: Dict[Tuple[str, str], Bug] = {
-    **{("6.1", tool): MOVSX for tool in ("opensnoop", "runqlat", "softirqs", "hardirqs", "biolatency")},
-    **{("5.10", tool): MOVSX for tool in ("opensnoop", "runqlat", "softirqs", "hardirqs", "biolatency")},
 }
 
 
