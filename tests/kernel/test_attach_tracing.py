@@ -23,6 +23,7 @@ from ebpf.loader import load_program
 from ebpf.maps import MapSpec
 from ebpf.program import ProgramSpec
 from ebpf.symbols import stack_symbols
+from tests.vm.hook_checks import task_iter_spec  # the VM tier's iterator program
 
 GETPPID_NR = {"x86_64": 110, "aarch64": 173}.get(os.uname().machine, -1)
 
@@ -71,29 +72,6 @@ def test_tp_btf_counts_getppid(via_program_attach: bool) -> None:
 
 
 # --- iterators --------------------------------------------------------------------------------
-
-
-def task_iter_spec() -> ProgramSpec:
-    """Writes (tgid, pid) of every task with bpf_seq_write."""
-    task = kernel_btf().type_by_name("task_struct", Kind.STRUCT)
-    tgid = task.field("tgid").byte_offset
-    pid = task.field("pid").byte_offset
-    insns = [
-        A.mov64(A.R6, A.R1),
-        A.ldx(8, A.R7, A.R6, 8),  # ctx->task
-        A.jeq(A.R7, 0, "out"),
-        A.ldx(4, A.R2, A.R7, tgid),
-        A.stx(4, A.R10, A.R2, -8),
-        A.ldx(4, A.R2, A.R7, pid),
-        A.stx(4, A.R10, A.R2, -4),
-        A.ldx(8, A.R1, A.R6, 0),  # ctx->meta
-        A.ldx(8, A.R1, A.R1, 0),  # meta->seq
-        A.mov64(A.R2, A.R10),
-        A.add64(A.R2, -8),
-        A.mov64(A.R3, 8),
-        A.call("seq_write"),
-    ] + finish()
-    return prepare_spec(ProgramSpec("iter_tasks", "tracing", insns, attach_type="trace_iter", attach_to="task"))
 
 
 def test_task_iterator_lists_our_pid() -> None:

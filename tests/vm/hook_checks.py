@@ -407,15 +407,12 @@ def check_perf_event() -> str:
     return _expect(count >= 30, f"{count} cpu-clock samples in 0.3 s of our CPU time")
 
 
-def check_iter() -> str:
-    """DSL gap: no iterator hook and no ``ctx.meta.seq``/``ctx.task``: assembly, offsets from BTF."""
-    import struct
-
+def task_iter_spec() -> Any:
+    """A task iterator writing (tgid, pid) of every task with bpf_seq_write. DSL gap: no iterator
+    hook and no ``ctx.meta.seq``/``ctx.task``: assembly, with offsets from the kernel's BTF."""
     from ebpf import asm as A
-    from ebpf.attach.iter import attach_iter
     from ebpf.attach.tracing import prepare_spec
     from ebpf.btf import Kind, kernel_btf
-    from ebpf.loader import load_program
     from ebpf.program import ProgramSpec
 
     task: Any = kernel_btf().type_by_name("task_struct", Kind.STRUCT)
@@ -437,8 +434,16 @@ def check_iter() -> str:
         A.mov64(A.R0, 0),
         A.exit_(),
     ]
-    spec = prepare_spec(ProgramSpec("vm_iter_tasks", "tracing", insns, attach_type="trace_iter", attach_to="task"))
-    with load_program(spec) as prog, attach_iter(prog) as link:
+    return prepare_spec(ProgramSpec("iter_tasks", "tracing", insns, attach_type="trace_iter", attach_to="task"))
+
+
+def check_iter() -> str:
+    import struct
+
+    from ebpf.attach.iter import attach_iter
+    from ebpf.loader import load_program
+
+    with load_program(task_iter_spec()) as prog, attach_iter(prog) as link:
         data = link.read()
     pairs = set(struct.iter_unpack("=II", data))
     return _expect((os.getpid(), os.getpid()) in pairs, f"{len(pairs)} tasks listed, ours among them")
@@ -488,17 +493,23 @@ def send_udp(n: int = N) -> None:
             rx.recv(64)  # delivered: the program passed it on
 
 
-def check_xdp() -> str:
+def check_packets(kind: str) -> str:
+    """XDP (generic mode) or tc ingress on ``lo``: every datagram we send passes the program."""
     from ebpf import lang as L
     from ebpf.lang.types import u64
 
-    coll = L.Collection("vm_xdp")
+    coll = L.Collection(f"vm_{kind}")
     hits = coll.array_map("hits", value=u64, max_entries=1)
-
-    @coll.xdp("lo", mode="skb")
-    def packets(ctx):
-        hits[0] += 1
-        return 2  # XDP_PASS
+    if kind == "xdp":
+        @coll.xdp("lo", mode="skb")
+        def packets(ctx):
+            hits[0] += 1
+            return 2  # XDP_PASS
+    else:
+        @coll.tc("lo")
+        def packets(ctx):
+            hits[0] += 1
+            return 0  # TC_ACT_OK
 
     def run() -> str:
         with coll.load() as live:
@@ -510,35 +521,13 @@ def check_xdp() -> str:
     return in_own_netns(run)
 
 
-def check_tc() -> str:
-    from ebpf import lang as L
-    from ebpf.lang.types import u64
-
-    coll = L.Collection("vm_tc")
-    hits = coll.array_map("hits", value=u64, max_entries=1)
-
-    @coll.tc("lo")
-    def packets(ctx):
-        hits[0] += 1
-        return 0  # TC_ACT_OK
-
-    def run() -> str:
-        with coll.load() as live:
-            (link,) = live.attach()
-            send_udp()
-            count = live.maps["hits"][0]
-        return _expect(count >= N, f"{count} packets for {N} datagrams on lo ingress ({link.kind} via {link.via})")
-
-    return in_own_netns(run)
-
-
 LIVE: Dict[str, Callable[[], str]] = {
     "kprobe": check_kprobe, "kretprobe": check_kretprobe, "kprobe_multi": check_kprobe_multi,
     "fentry": check_fentry, "fexit": check_fexit, "fmod_ret": check_fmod_ret, "lsm": check_lsm,
     "uprobe": check_uprobe, "uretprobe": check_uretprobe, "usdt": check_usdt,
     "tp_btf": lambda: _getppid_counter("tp_btf"), "raw_tp": lambda: _getppid_counter("raw_tp"),
     "tracepoint": lambda: _getppid_counter("tracepoint"), "perf_event": check_perf_event, "iter": check_iter,
-    "xdp": check_xdp, "tc": check_tc,
+    "xdp": lambda: check_packets("xdp"), "tc": lambda: check_packets("tc"),
 }
 
 
