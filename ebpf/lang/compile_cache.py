@@ -112,10 +112,9 @@ def discard(decl: Any) -> bool:
 def program_key(decl: Any) -> str:
     """The text that must match for a cached compile of ``decl`` to be used (raises Unkeyable)."""
     k = _Keyer()
-    from ebpf.lang.isa import requested
-
+    isa = getattr(decl.collection, "isa", None)  # as ebpf.lang.isa.resolve reads it (not imported: start-up)
     parts = [f"ebpf-compile-cache {FORMAT}", sys.version, _compiler(), _kernel(), f"euid {os.geteuid()}",
-             f"isa {requested(getattr(decl.collection, 'isa', None))}"]
+             f"isa {isa if isa is not None else os.environ.get('EBPF_ISA') or 'auto'}"]
     k.add(("decl", decl.name, decl.kind, decl.prog_type, decl.attach_to, decl.target, decl.attach_type))
     k.add(decl.extras)
     k.add(decl.ctx)

@@ -636,7 +636,9 @@ class Expressions(Lowering):
                     self.jump(target)
                 return
             code = (_CMP_S if t.signed else _CMP_U)[type(op)]
-            w32 = t.size <= 4
+            # without jmp32 (ISA v2) 32-bit values are compared widened: a zero-extended register
+            # is compared itself, so the verifier learns the bounds of the value the code uses
+            w32 = t.size <= 4 and self.unit.isa >= 3
             a = self.convert(a, t, node)
             b = self.convert(b, t, node)
             if not w32:

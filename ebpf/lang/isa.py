@@ -15,7 +15,7 @@ and a program is only loadable where every instruction it holds is known.
 The compiler targets, in order: the level a :class:`~ebpf.lang.collection.Collection` was
 given (``isa=``), else ``$EBPF_ISA``, else what the running kernel takes
 (:func:`ebpf.features.isa_level`, probed only when a program is actually compiled: the compile
-cache's key holds the request, and the kernel's identity decides the rest).
+cache's key holds the request, ``auto`` or a level, and the kernel's boot id decides the rest).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Optional
 from ebpf.asm import opcodes as o
 from ebpf.errors import EbpfError
 
-__all__ = ["LATEST", "LEVELS", "level_of", "requested", "resolve", "check_level"]
+__all__ = ["LATEST", "LEVELS", "level_of", "resolve", "check_level"]
 
 LATEST = 4
 LEVELS = (1, 2, 3, 4)
@@ -70,17 +70,6 @@ def check_level(level: object, what: str = "isa") -> int:
     if isinstance(level, bool) or not isinstance(level, int) or level not in LEVELS:
         raise EbpfError(f"{what}: {level!r} is not an eBPF instruction-set level (1, 2, 3 or 4)")
     return level
-
-
-def requested(level: Optional[int]) -> str:
-    """What the compile cache keys: the level asked for, or ``auto`` (the running kernel's,
-    itself part of the key through the boot id)."""
-    if level is not None:
-        return f"v{level}"
-    env = os.environ.get(ENV, "")
-    if env:
-        return f"v{check_level(env, ENV)}"
-    return "auto"
 
 
 def resolve(level: Optional[int]) -> int:

@@ -144,3 +144,22 @@ def test_levels_outside_one_to_four_are_refused(bad: object) -> None:
 
 def test_levels_given_as_text() -> None:
     assert [check_level(x) for x in ("2", "v3", " V4 ", 1)] == [2, 3, 4, 1]
+
+
+def test_compile_cache_keys_the_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One cached program per level: the key holds Collection(isa=), else $EBPF_ISA, else auto."""
+    from ebpf import lang as L
+    from ebpf.lang.compile_cache import program_key
+
+    def key(isa: object = None) -> str:
+        coll = L.Collection("keyed", isa=isa)  # type: ignore[arg-type]
+        return program_key(coll.socket_filter(_keyed_program))
+
+    monkeypatch.delenv("EBPF_ISA", raising=False)
+    keys = {key(2), key(3), key(4), key()}
+    monkeypatch.setenv("EBPF_ISA", "3")
+    assert len(keys) == 4 and key() == key(3) and key(2) in keys
+
+
+def _keyed_program(ctx):  # type: ignore[no-untyped-def]
+    return 1
