@@ -55,7 +55,7 @@ _BUILTINS = (
     "ktime_get_boot_ns get_smp_processor_id get_prandom_u32 get_current_cgroup_id jiffies64 pid tid uid "
     "gid current_task get_current_task probe_read probe_read_user probe_read_kernel probe_read_str "
     "probe_read_user_str probe_read_kernel_str str startswith printk send_signal get_func_ip loop log2 log2l "
-    "field_exists type_size type_exists enum_value cast kfunc helper bounded sizeof ntohs ntohl htons htonl"
+    "field_exists member type_size type_exists enum_value cast kfunc helper bounded sizeof ntohs ntohl htons htonl"
 ).split()
 _LAZY: Dict[str, str] = {name: "ebpf.lang.types" for name in _TYPES}
 _LAZY.update({name: "ebpf.lang.builtins" for name in _BUILTINS})

@@ -17,7 +17,7 @@ __all__ = [
     "jiffies64", "pid", "tid", "uid", "gid", "current_task", "get_current_task",
     "probe_read", "probe_read_user", "probe_read_kernel", "probe_read_str", "probe_read_user_str",
     "probe_read_kernel_str", "startswith", "printk", "send_signal", "get_func_ip", "loop", "log2", "log2l",
-    "field_exists", "type_size", "type_exists", "enum_value", "cast", "kfunc", "helper", "bounded",
+    "field_exists", "member", "type_size", "type_exists", "enum_value", "cast", "kfunc", "helper", "bounded",
     "sizeof", "ntohs", "ntohl", "htons", "htonl",
 ]
 
@@ -280,6 +280,14 @@ def htonl(v: int) -> Any:
 def field_exists(field: Any, name: Optional[str] = None) -> Any:
     """1 if the kernel has the field, else 0: ``L.field_exists(task.loginuid)`` or
     ``L.field_exists("struct task_struct", "loginuid")``. Relocated at load time."""
+
+
+@_stub
+def member(obj: Any, name: str, type: Any) -> Any:
+    """Member ``name`` of kernel struct pointer ``obj``, read as ``type``, found by name on the
+    kernel the program runs on (CO-RE) even when the kernel it was compiled on lacks it:
+    ``if L.field_exists("struct task_struct", "__state"): s = L.member(t, "__state", u32)``
+    ``else: s = L.member(t, "state", i64)``."""
 
 
 @_stub

@@ -560,6 +560,39 @@ def _field_exists(comp: Any, node: ast.Call) -> Item:
     return _relo_const(comp, K.field_relo(root, prefix + (first.attr,), exists, "FIELD_EXISTS"), exists)
 
 
+@_handler("member")
+def _member(comp: Any, node: ast.Call) -> Item:
+    """``L.member(ptr, "name", type)``: a member found by name on the target kernel only (CO-RE),
+    for fields the kernel compiled against may lack (``task_struct.state`` before 5.14 vs
+    ``__state`` after): guarded by ``L.field_exists("struct x", "name")``, the branch of the
+    missing one is dead code the loader poisons, so one program runs on both."""
+    from ebpf.lang import kernel as K
+
+    obj, name, typ = _args(comp, node, ("obj", "name", "type"), 3)
+    assert obj is not None and name is not None and typ is not None
+    base = comp.expr(obj)
+    if isinstance(base, Loc) and isinstance(base.type, PtrType):
+        base = comp.value(base, obj)
+    if not (isinstance(base, Val) and isinstance(base.type, PtrType) and isinstance(base.type.target, KernelType)):
+        raise comp.error("L.member() takes a pointer to a kernel struct, a member name and its type", obj)
+    n = comp.expr(name)
+    if not (isinstance(n, Static) and isinstance(n.obj, str) and n.obj):
+        raise comp.error("the member name must be a string", name)
+    t = comp.static_type(comp.expr(typ), typ)
+    if not isinstance(t, (IntType, PtrType)):
+        raise comp.error(f"L.member() reads an integer or a pointer, not a {t.name}", typ)
+    comp.need_nonnull(base, obj)
+    kt = base.type.target
+    space = base.type.space
+    try:
+        off, _ = K.member(kt, n.obj)  # where this kernel has it; the loader moves it
+    except Exception:  # noqa: BLE001 - absent here (or no BTF): the target kernel's BTF decides
+        off = 0
+    if isinstance(t, PtrType) and space == "btf" and t.space in ("any", "kernel"):
+        t = PtrType(t.target, "btf", t.nullable)
+    return Loc(t, comp.reg_of(base), off, space, K.field_relo(kt.c_name, (n.obj,), off))
+
+
 @_handler("type_size")
 def _type_size(comp: Any, node: ast.Call) -> Item:
     from ebpf.lang import kernel as K

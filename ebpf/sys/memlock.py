@@ -16,6 +16,7 @@ not lift), :func:`refusal_hint` says so, instead of the usual "needs root".
 
 from __future__ import annotations
 
+import errno
 import struct
 from typing import Optional
 
@@ -38,9 +39,9 @@ def _probe_code() -> bytes:
 def kernel_charges_memlock() -> bool:
     """True when the running kernel charges BPF objects to RLIMIT_MEMLOCK (no memcg accounting).
 
-    A socket filter calling ``bpf_ktime_get_coarse_ns`` loads only on 5.11+; any refusal
-    (unknown helper, or EPERM because the limit is already exhausted) counts as charged, as in
-    libbpf: raising the limit is then the safe side."""
+    A socket filter calling ``bpf_ktime_get_coarse_ns`` loads only on 5.11+; a refusal counts
+    as charged (unknown helper, or EPERM because the limit is already exhausted: raising it is
+    then the safe side, as in libbpf), except an EPERM without BPF privileges, which is theirs."""
     global _charged
     if _charged is None:
         from ebpf.sys import bpf
@@ -59,7 +60,12 @@ def kernel_charges_memlock() -> bool:
             import os
 
             os.close(fd)
-        _charged = fd < 0
+        if fd == -errno.EPERM:
+            from ebpf.sys.caps import has_bpf_privileges
+
+            _charged = has_bpf_privileges()
+        else:
+            _charged = fd < 0
     return _charged
 
 

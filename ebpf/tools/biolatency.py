@@ -192,26 +192,26 @@ class Plan:
         self.per_flag = bool(args.flags)
         self.extension = bool(args.extension)
         self.dev = dev
+        # which argument is the struct request * is the compiled-for kernel's BTF prototype's
+        # answer (5.11 dropped the queue argument of block_rq_insert/issue, some distribution
+        # kernels earlier); the compile cache's key names that kernel
         self.rq_arg = {"block_rq_insert": 0, "block_rq_issue": 0, "block_rq_complete": 0}
-        self.rq_disk = False
         if hooks != "tracepoint":
             for tp in self.rq_arg:
                 self.rq_arg[tp] = _request_arg(tp)
-            self.rq_disk = _kernel_has_member("request", "rq_disk")
 
 
 def _request_arg(tp: str) -> int:
-    """Which argument of tracepoint ``tp`` is the ``struct request *`` (v5.11 dropped the queue)."""
-    from ebpf.btf import Kind, kernel_btf
+    """Which argument of tracepoint ``tp`` is the ``struct request *``, by its BTF prototype."""
+    from ebpf.btf import kernel_btf
     from ebpf.btf import types as T
+    from ebpf.lang.context import tp_btf_params
 
     btf = kernel_btf()
     try:
-        proto = btf.resolve(btf.type_by_name(f"btf_trace_{tp}", Kind.TYPEDEF))
+        params, _ = tp_btf_params(btf, tp)
     except Exception:
         return 0
-    target = getattr(proto, "type", None)
-    params = list(getattr(target, "params", ()))[1:]  # the first is the tracepoint's void *data
     for i, param in enumerate(params):
         t = btf.resolve(param.type)
         if isinstance(t, T.Pointer):
@@ -219,16 +219,6 @@ def _request_arg(tp: str) -> int:
             if isinstance(inner, T.Composite) and inner.name == "request":
                 return i
     return 0
-
-
-def _kernel_has_member(struct: str, member: str) -> bool:
-    from ebpf.btf import Kind, kernel_btf
-
-    try:
-        t: Any = kernel_btf().type_by_name(struct, Kind.STRUCT)
-    except Exception:
-        return False
-    return t.find_member(member) is not None
 
 
 def build(plan: Plan) -> Any:
@@ -249,17 +239,17 @@ def build(plan: Plan) -> Any:
     TARG_DEV = plan.dev or 0
     EXT = plan.extension
     DIV = 1000000 if plan.ms else 1000
-    RQ_DISK = plan.rq_disk
     INSERT_ARG = plan.rq_arg["block_rq_insert"]
     ISSUE_ARG = plan.rq_arg["block_rq_issue"]
     DONE_ARG = plan.rq_arg["block_rq_complete"]
 
     @L.inline
     def disk_of(rq):
-        if RQ_DISK:
-            disk = rq.rq_disk
+        # request.rq_disk went away in 5.17 (the queue's disk since): the running kernel decides
+        if L.field_exists("struct request", "rq_disk"):
+            disk = L.member(rq, "rq_disk", L.ptr(L.ktype("gendisk"), "kernel"))
         else:
-            disk = rq.q.disk
+            disk = L.member(rq.q, "disk", L.ptr(L.ktype("gendisk"), "kernel"))
         return (u32(disk.major) << 20) | u32(disk.first_minor)
 
     @L.inline

@@ -143,19 +143,6 @@ class Plan:
         self.ms = bool(args.milliseconds)
         self.section = section_of(args)
         self.pid = int(args.pid or 0)
-        self.new_state = True
-        if hooks != "tracepoint":
-            self.new_state = _kernel_has_member("task_struct", "__state")
-
-
-def _kernel_has_member(struct: str, member: str) -> bool:
-    from ebpf.btf import Kind, kernel_btf
-
-    try:
-        t: Any = kernel_btf().type_by_name(struct, Kind.STRUCT)
-    except Exception:
-        return False
-    return t.find_member(member) is not None
 
 
 def build(plan: Plan) -> Any:
@@ -175,7 +162,6 @@ def build(plan: Plan) -> Any:
     PER_TID = plan.section == "tid"
     PER_PIDNS = plan.section == "pidns"
     DIV = 1000000 if plan.ms else 1000
-    NEW_STATE = plan.new_state
 
     @L.inline
     def account(section, delta):
@@ -216,10 +202,11 @@ def build(plan: Plan) -> Any:
 
         @L.inline
         def switch(prev, nxt):
-            if NEW_STATE:
-                state = u32(prev.__state)
+            # task_struct.state became __state in 5.14: the running kernel decides (CO-RE)
+            if L.field_exists("struct task_struct", "__state"):
+                state = u32(L.member(prev, "__state", u32))
             else:
-                state = u32(prev.state)
+                state = u32(L.member(prev, "state", i64))
             if state == 0:  # preempted while runnable: it waits from now
                 enqueue(u32(prev.tgid), u32(prev.pid))
             pid = u32(nxt.pid)

@@ -48,6 +48,7 @@ class Stopper:
 
     def __init__(self, duration: Optional[float] = None):
         self._event = threading.Event()
+        self._stop = False  # the answer; the event only wakes wait()
         self.deadline = time.monotonic() + duration if duration else None
         self.signal: Optional[int] = None
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -55,13 +56,13 @@ class Stopper:
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.signal = signum
-        self._event.set()
+        self.stop()
 
     @property
     def stopped(self) -> bool:
         if self.deadline is not None and time.monotonic() >= self.deadline:
-            self._event.set()
-        return self._event.is_set()
+            self._stop = True
+        return self._stop
 
     def remaining(self, limit: Optional[float] = None) -> Optional[float]:
         """Seconds until the deadline (capped by ``limit``), or ``limit`` without one."""
@@ -73,11 +74,18 @@ class Stopper:
     def wait(self, seconds: Optional[float]) -> bool:
         """Sleep up to ``seconds`` (or until the deadline); True if the tool should stop."""
         timeout = self.remaining(seconds)
-        self._event.wait(timeout)
+        if not self._stop:
+            self._event.wait(timeout)
         return self.stopped
 
     def stop(self) -> None:
-        self._event.set()
+        """Stop, also from a signal handler (SIGINT, SIGTERM, --exec's SIGCHLD). A handler runs in
+        the main thread, which may be inside ``Event.wait`` holding the event's lock: setting
+        the event there would deadlock, so another thread sets it."""
+        if self._stop:
+            return
+        self._stop = True
+        threading.Thread(target=self._event.set, daemon=True).start()
 
 
 def interval_loop(stopper: Stopper, interval: Optional[float], count: Optional[int],

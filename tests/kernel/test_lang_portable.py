@@ -79,3 +79,38 @@ def test_probe_reads_are_the_ones_the_kernel_has() -> None:
         live.attach()
         os.getppid()
         assert live.maps["out"][0].ppid > 0
+
+
+def test_member_by_name_where_the_compiling_kernel_lacks_it() -> None:
+    """task_struct.state (< 5.14) vs __state: one program, whichever the kernel has; the
+    absent member's read is dead code the loader poisons."""
+    from ebpf.lang import i64
+
+    coll = L.Collection("portable_state")
+    out = coll.array_map("out", value=Seen, max_entries=1)
+    me = coll.rodata("me", u32, 0)
+
+    @coll.tracepoint("syscalls/sys_enter_getppid")
+    def state(ctx):
+        if L.pid() != me:
+            return 0
+        r = out.get(0)
+        if r is None:
+            return 0
+        task = L.current_task()
+        if L.field_exists("struct task_struct", "__state"):
+            r.pid = u32(L.member(task, "__state", u32)) + 100  # 100 + TASK_RUNNING
+        else:
+            r.pid = u32(L.member(task, "state", i64)) + 200
+        r.ppid = u32(L.member(task.real_parent, "tgid", u32))
+        return 0
+
+    with coll.load(me=os.getpid()) as live:
+        live.attach()
+        os.getppid()
+        r = live.maps["out"][0]
+    from ebpf.btf import Kind, kernel_btf
+
+    task_struct: Any = kernel_btf().type_by_name("task_struct", Kind.STRUCT)
+    assert r.pid == (100 if task_struct.find_member("__state") is not None else 200)
+    assert r.ppid == os.getppid()
