@@ -21,7 +21,7 @@ Each replacement is itself legalized again (a v4 rewrite may produce ``jmp32`` f
 from __future__ import annotations
 
 import sys
-from typing import Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from ebpf.asm import opcodes as o
 from ebpf.errors import CompileError
@@ -75,9 +75,8 @@ class _Emit:
         self.ops: List[Op] = []
 
     def __call__(self, code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0,
-                 target: object = None, meta: object = None) -> None:
-        self.ops.append(Op(code, dst, src, off, imm, target if isinstance(target, str) else None, self.op.pos,
-                           meta if isinstance(meta, dict) else None))
+                 target: Optional[str] = None, meta: Optional[Dict[str, Any]] = None) -> None:
+        self.ops.append(Op(code, dst, src, off, imm, target, self.op.pos, meta))
 
     def vreg(self) -> int:
         return self.fn.vreg()

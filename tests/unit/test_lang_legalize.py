@@ -163,3 +163,26 @@ def test_compile_cache_keys_the_level(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _keyed_program(ctx):  # type: ignore[no-untyped-def]
     return 1
+
+
+def _pressure(groups: int) -> Tuple[Function, List[object]]:
+    """``groups`` blocks in a row, each holding 14 values live at once (more than r0-r9)."""
+    fn = Function("p")
+    acc = fn.vreg()
+    fn.ops = [Op(o.ALU64 | o.MOV, acc, 0, 0, 0)]
+    for g in range(groups):
+        regs = [fn.vreg() for _ in range(14)]
+        fn.ops += [Op(o.ALU64 | o.MOV, r, 0, 0, g * 100 + i) for i, r in enumerate(regs)]
+        fn.ops += [Op(o.ALU64 | o.ADD | o.X, acc, r) for r in regs]
+    fn.ops += [Op(o.ALU64 | o.MOV | o.X, 0, acc), Op(o.JMP | o.EXIT)]
+    return fn, link(allocate(fn))
+
+
+def test_spilled_values_with_disjoint_lives_share_stack_slots() -> None:
+    """The stack (512 bytes for the whole call chain) is not used up by spills that are never
+    live together: the fallbacks' temporaries raise register pressure at lower ISA levels."""
+    one, insns1 = _pressure(1)
+    many, insns6 = _pressure(6)
+    assert one.frame.depth > 0 and many.frame.depth == one.frame.depth
+    want = sum(g * 100 + i for g in range(6) for i in range(14))
+    assert run(insns6) == want and run(insns1) == sum(range(14))
