@@ -29,6 +29,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from . import initramfs, kernels
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+TREE_TAG = "hosttree"  # the working tree, shared apart: a guest tmpfs may hide its place in the root
 HOST = "host"
 QEMU = "qemu-system-x86_64"
 GUEST_CACHE = "/run/ebpf-cache"
@@ -98,6 +99,10 @@ def script(argv: Sequence[str], cwd: pathlib.Path, env: Dict[str, str]) -> str:
     """The shell script the guest runs: environment, directory, command."""
     lines = ["set -e"]
     lines += [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
+    tree = shlex.quote(str(ROOT))
+    # a tree under a path the guest covers with tmpfs (/tmp, /run: a CI checkout, say) comes as its own share
+    lines += [f"if [ ! -e {tree}/pyproject.toml ]; then mkdir -p {tree} && mount -t 9p -o "
+              f"trans=virtio,version=9p2000.L,ro,msize=512000,cache=none {TREE_TAG} {tree}; fi"]
     lines += [f"mkdir -p {shlex.quote(env['EBPF_CACHE_DIR'])}", f"cd {shlex.quote(str(cwd))}",
               "set +e", f"exec {shlex.join(argv)}"]
     return "\n".join(lines) + "\n"
@@ -129,6 +134,7 @@ def run(kernel: str, argv: Sequence[str], *, cwd: Optional[pathlib.Path] = None,
             "-append", "console=ttyS0 panic=-1 quiet loglevel=4",
             "-serial", f"file:{console}", "-serial", "stdio",
             "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
+            "-virtfs", f"local,path={ROOT},mount_tag={TREE_TAG},security_model=none,readonly=on,multidevs=remap",
             "-drive", f"file={disk},if=virtio,format=raw",
         ]
         start = time.monotonic()
